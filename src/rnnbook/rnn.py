@@ -1,0 +1,234 @@
+"""The vanilla RNN and backpropagation through time, in NumPy (Chapter 1).
+
+Glossary (the package's one letter set):
+
+- ``B`` batch size, ``T`` sequence length, ``D`` input size, ``H`` hidden size.
+- ``xs`` the inputs ``x_1 .. x_T``, shape ``(B, T, D)``.
+- ``hs`` the hidden states ``h_0 .. h_T``, shape ``(B, T+1, H)``; ``hs[:, 0]`` is ``h_0``,
+  so ``hs[:, t]`` is ``h_t`` and the index matches the book's subscript.
+- ``W_xh (H, D)``, ``W_hh (H, H)``, ``b (H,)`` the parameters of
+  ``h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)`` (equation ``ch1-rnn``).
+- ``dhs`` the gradient of the loss with respect to ``h_1 .. h_T`` that arrives from the
+  per-step loss terms ``L_t`` only (not through the recurrence), shape ``(B, T, H)``.
+- ``da`` the gradient with respect to the pre-activation ``a_t = W_hh h_{t-1} + W_xh x_t + b``.
+
+Row-vector convention: with a batch, ``h_t`` is a row of ``hs[:, t]``, so ``W h`` becomes
+``h @ W.T``. Everything is computed in float64.
+
+Two implementations of the gradients live here, as the style guide asks: full BPTT is
+one backward sweep vectorised over the batch (:func:`state_gradients`, then one matrix
+product per parameter); truncated BPTT (:func:`bptt` with ``truncate=k``) walks back from
+every step separately, the slow but obviously-correct form of the definition. With
+``k >= T`` the two must agree, and ``tests/test_rnn.py`` checks that they do.
+"""
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------- checks
+
+def _array(name, value, ndim, shape_text):
+    """``value`` as a float64 array with ``ndim`` dimensions and only finite entries."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"expected {name} to be a numeric array of shape {shape_text}, "
+                        f"got {type(value).__name__}") from err
+    if array.ndim != ndim:
+        raise ValueError(f"expected {name} of shape {shape_text} ({ndim} dims), got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"expected {name} of shape {shape_text} with finite values, "
+                         f"got {array.shape} containing NaN or inf")
+    return array
+
+
+def _check_shape(name, array, expected, shape_text):
+    if array.shape != tuple(expected):
+        raise ValueError(f"expected {name} of shape {shape_text} = {tuple(expected)}, got {array.shape}")
+
+
+def _check_params(xs, W_xh, W_hh, b):
+    """Validate ``xs, W_xh, W_hh, b``; return them as arrays and ``(B, T, D, H)``."""
+    xs = _array("xs", xs, 3, "(B, T, D)")
+    W_hh = _array("W_hh", W_hh, 2, "(H, H)")
+    W_xh = _array("W_xh", W_xh, 2, "(H, D)")
+    b = _array("b", b, 1, "(H,)")
+    B, T, D = xs.shape
+    H = W_hh.shape[0]
+    _check_shape("W_hh", W_hh, (H, H), "(H, H)")
+    _check_shape("W_xh", W_xh, (H, D), "(H, D)")
+    _check_shape("b", b, (H,), "(H,)")
+    return xs, W_xh, W_hh, b, (B, T, D, H)
+
+
+# --------------------------------------------------------------------------- forward
+
+def rnn_forward(xs, h0, W_xh, W_hh, b):
+    """Run the vanilla RNN over a batch of sequences (equation ``ch1-rnn``).
+
+    .. math::
+
+        h_t = \\tanh(W_{hh} h_{t-1} + W_{xh} x_t + b), \\qquad t = 1, \\dots, T.
+
+    Args:
+        xs: inputs, shape ``(B, T, D)``.
+        h0: initial states, shape ``(B, H)``.
+        W_xh: input-to-hidden matrix, shape ``(H, D)``.
+        W_hh: hidden-to-hidden matrix, shape ``(H, H)``.
+        b: bias, shape ``(H,)``.
+
+    Returns:
+        ``hs``, shape ``(B, T+1, H)``, with ``hs[:, 0] = h0`` and
+        ``hs[:, t] = tanh(xs[:, t-1] @ W_xh.T + hs[:, t-1] @ W_hh.T + b)``.
+
+    Raises:
+        ValueError: an argument with the wrong number of dimensions, a size that does
+            not match the others, or a non-finite value.
+    """
+    xs, W_xh, W_hh, b, (B, T, D, H) = _check_params(xs, W_xh, W_hh, b)
+    h0 = _array("h0", h0, 2, "(B, H)")
+    _check_shape("h0", h0, (B, H), "(B, H)")
+    hs = np.empty((B, T + 1, H))
+    hs[:, 0] = h0
+    inputs = xs @ W_xh.T + b  # (B, T, H): the input part of every step, one matmul
+    for t in range(1, T + 1):
+        hs[:, t] = np.tanh(inputs[:, t - 1] + hs[:, t - 1] @ W_hh.T)
+    return hs
+
+
+# --------------------------------------------------------------------------- backward
+
+def step_jacobian(h_t, W_hh):
+    """The Jacobian of one transition, ``dh_t/dh_{t-1} = diag(1 - h_t^2) W_hh`` (``ch1-jacobian``).
+
+    Args:
+        h_t: the states after the transition, shape ``(B, H)``.
+        W_hh: hidden-to-hidden matrix, shape ``(H, H)``.
+
+    Returns:
+        ``J``, shape ``(B, H, H)``, with ``J[n, i, j] = d h_t[n, i] / d h_{t-1}[n, j]``.
+    """
+    h_t = _array("h_t", h_t, 2, "(B, H)")
+    W_hh = _array("W_hh", W_hh, 2, "(H, H)")
+    _check_shape("W_hh", W_hh, (h_t.shape[1], h_t.shape[1]), "(H, H)")
+    return (1.0 - h_t**2)[:, :, None] * W_hh[None, :, :]  # (B, H, H)
+
+
+def state_gradients(hs, W_hh, dhs):
+    """Total gradient of the loss with respect to every state (equation ``ch1-recursion``).
+
+    .. math::
+
+        \\frac{\\partial L}{\\partial h_T} = \\frac{\\partial L_T}{\\partial h_T}, \\qquad
+        \\frac{\\partial L}{\\partial h_{t-1}} = \\frac{\\partial L_{t-1}}{\\partial h_{t-1}}
+          + \\frac{\\partial L}{\\partial h_t}\\,\\mathrm{diag}(1 - h_t^2)\\, W_{hh},
+
+    one backward sweep from ``t = T`` to ``t = 1``; there is no loss term at ``h_0``.
+
+    Args:
+        hs: states from :func:`rnn_forward`, shape ``(B, T+1, H)``.
+        W_hh: hidden-to-hidden matrix, shape ``(H, H)``.
+        dhs: per-step loss gradients ``dL_t/dh_t``, shape ``(B, T, H)``.
+
+    Returns:
+        ``dL/dhs``, shape ``(B, T+1, H)``; entry ``[:, 0]`` is the gradient for ``h_0``.
+    """
+    hs = _array("hs", hs, 3, "(B, T+1, H)")
+    W_hh = _array("W_hh", W_hh, 2, "(H, H)")
+    B, T1, H = hs.shape
+    _check_shape("W_hh", W_hh, (H, H), "(H, H)")
+    dhs = _array("dhs", dhs, 3, "(B, T, H)")
+    _check_shape("dhs", dhs, (B, T1 - 1, H), "(B, T, H)")
+    grads = np.empty_like(hs)
+    grads[:, -1] = dhs[:, -1]
+    for t in range(T1 - 1, 0, -1):
+        da = grads[:, t] * (1.0 - hs[:, t] ** 2)  # (B, H): through tanh
+        grads[:, t - 1] = da @ W_hh  # (B, H): through W_hh (row-vector form of W_hh^T da)
+        if t > 1:
+            grads[:, t - 1] += dhs[:, t - 2]  # the loss term of step t-1 itself
+    return grads
+
+
+def _truncated_preactivation_grads(hs, W_hh, dhs, k):
+    """``da`` (B, T, H) and ``dh0`` (B, H) of truncated BPTT, one loss term at a time.
+
+    The term of step ``t`` walks back through the transitions ``t, t-1, ..., max(1, t-k+1)``
+    and adds its contribution to each one's pre-activation gradient; it reaches ``h_0``
+    only if it walked all the way back (``t <= k``). Cost ``O(T k B H^2)``.
+    """
+    B, T1, H = hs.shape
+    da_sum = np.zeros((B, T1 - 1, H))
+    dh0 = np.zeros((B, H))
+    for t in range(1, T1):
+        g = dhs[:, t - 1]  # (B, H): dL_t/dh_t
+        first = max(1, t - k + 1)
+        for s in range(t, first - 1, -1):
+            da = g * (1.0 - hs[:, s] ** 2)  # (B, H)
+            da_sum[:, s - 1] += da
+            g = da @ W_hh  # now d L_t / d h_{s-1} along this truncated path
+        if first == 1:
+            dh0 += g
+    return da_sum, dh0
+
+
+def bptt(xs, hs, W_xh, W_hh, b, dhs, truncate=None):
+    """Gradients of ``L = sum_t L_t`` for the RNN of :func:`rnn_forward` (eqs. ``ch1-grad-Whh``-``ch1-grad-b``).
+
+    Each parameter's gradient is a sum over time of "immediate" terms, as in
+    Pascanu, Mikolov & Bengio (2013), eq. 3-5:
+
+    .. math::
+
+        \\frac{\\partial L}{\\partial W_{hh}} = \\sum_{t=1}^{T} \\delta_t\\, h_{t-1}^\\top, \\quad
+        \\frac{\\partial L}{\\partial W_{xh}} = \\sum_{t=1}^{T} \\delta_t\\, x_t^\\top, \\quad
+        \\frac{\\partial L}{\\partial b} = \\sum_{t=1}^{T} \\delta_t,
+
+    where ``delta_t = diag(1 - h_t^2) (dL/dh_t)^T`` is the gradient at the pre-activation
+    ``a_t`` and ``dL/dh_t`` comes from :func:`state_gradients` (equation ``ch1-recursion``).
+    Summed over the batch, so a mean loss must already be scaled in ``dhs``.
+
+    Truncation (``truncate=k``, equation ``ch1-truncated``): the loss term of step ``t``
+    is propagated back through at most ``k`` transitions, so it reaches
+    ``hs[:, max(0, t-k)]``, and contributes to the gradient of ``h_0`` only if ``t <= k``.
+    This is Williams & Peng's (1990) truncation applied exactly to every term; with
+    ``k >= T`` it equals full BPTT.
+
+    Args:
+        xs: inputs, shape ``(B, T, D)``.
+        hs: states from :func:`rnn_forward`, shape ``(B, T+1, H)``.
+        W_xh, W_hh, b: the parameters, shapes ``(H, D)``, ``(H, H)``, ``(H,)``.
+        dhs: ``dL_t/dh_t`` from the per-step losses only, shape ``(B, T, H)``.
+        truncate: ``None`` for full BPTT, or a positive int ``k``.
+
+    Returns:
+        A dict with keys ``'W_xh', 'W_hh', 'b', 'h0'``: gradients with the shapes of
+        ``W_xh``, ``W_hh``, ``b`` and ``h0 (B, H)``.
+
+    Raises:
+        ValueError: wrong number of dimensions, mismatched sizes, non-finite values,
+            or a ``truncate`` that is neither None nor a positive int.
+    """
+    xs, W_xh, W_hh, b, (B, T, D, H) = _check_params(xs, W_xh, W_hh, b)
+    hs = _array("hs", hs, 3, "(B, T+1, H)")
+    _check_shape("hs", hs, (B, T + 1, H), "(B, T+1, H)")
+    dhs = _array("dhs", dhs, 3, "(B, T, H)")
+    _check_shape("dhs", dhs, (B, T, H), "(B, T, H)")
+    if truncate is not None and (not isinstance(truncate, (int, np.integer))
+                                 or isinstance(truncate, bool) or truncate < 1):
+        raise ValueError(f"expected truncate to be None or a positive int, got {truncate!r}")
+
+    if truncate is None:
+        dh = state_gradients(hs, W_hh, dhs)  # (B, T+1, H)
+        da = dh[:, 1:] * (1.0 - hs[:, 1:] ** 2)  # (B, T, H): delta_t for every step
+        dh0 = dh[:, 0]  # (B, H)
+    else:
+        da, dh0 = _truncated_preactivation_grads(hs, W_hh, dhs, int(truncate))
+
+    # The sums over time (and batch) of eqs. ch1-grad-Whh .. ch1-grad-b, one matmul each.
+    da_flat = da.reshape(B * T, H)
+    return {
+        "W_xh": da_flat.T @ xs.reshape(B * T, D),  # (H, D)
+        "W_hh": da_flat.T @ hs[:, :-1].reshape(B * T, H),  # (H, H)
+        "b": da_flat.sum(axis=0),  # (H,)
+        "h0": dh0,  # (B, H)
+    }

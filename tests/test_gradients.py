@@ -1,0 +1,143 @@
+"""rnnbook.gradients against torch.nn.utils, explicit Jacobians, autograd and finite differences."""
+
+import math
+
+import pytest
+import torch
+
+from rnnbook.gradients import clip_grad_norm_, pascanu_regularizer, state_gradient_norms
+
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Every test here runs in float64 (for gradcheck and tight comparisons), then restores the default."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def _params_with_grads(scale, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.zeros(4, 3, requires_grad=True), torch.zeros(5, requires_grad=True),
+              torch.zeros(2, requires_grad=True)]
+    for p in params[:2]:
+        p.grad = scale * torch.randn(p.shape, generator=g)
+    return params  # the last one has no gradient
+
+
+@pytest.mark.parametrize("scale", [0.01, 10.0])
+def test_clip_grad_norm_matches_torch(scale):
+    ours, theirs = _params_with_grads(scale), _params_with_grads(scale)
+    norm = clip_grad_norm_(ours, 1.0)
+    torch_norm = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    torch.testing.assert_close(norm, torch_norm)
+    for a, b in zip(ours[:2], theirs[:2]):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=0)  # torch divides by norm + 1e-6
+    after = math.sqrt(sum(p.grad.pow(2).sum().item() for p in ours[:2]))
+    assert after == pytest.approx(min(norm.item(), 1.0), rel=1e-12)
+
+
+def test_clip_grad_norm_keeps_the_direction_and_accepts_one_tensor():
+    p = torch.zeros(3, requires_grad=True)
+    p.grad = torch.tensor([3.0, 0.0, 4.0])
+    assert clip_grad_norm_(p, 2.5).item() == 5.0
+    torch.testing.assert_close(p.grad, torch.tensor([1.5, 0.0, 2.0]))
+
+
+def test_clip_grad_norm_leaves_non_finite_gradients_for_the_caller():
+    p = torch.zeros(2, requires_grad=True)
+    p.grad = torch.tensor([math.inf, 1.0])
+    assert clip_grad_norm_([p], 1.0).item() == math.inf
+    assert p.grad[1].item() == 1.0
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, None, True])
+def test_clip_grad_norm_rejects_a_non_positive_threshold(bad):
+    with pytest.raises(ValueError, match="positive number"):
+        clip_grad_norm_(_params_with_grads(1.0), bad)
+
+
+def _rnn_states(B=3, T=5, D=2, H=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    W_hh = torch.randn(H, H, generator=g) / math.sqrt(H)
+    W_xh = torch.randn(H, D, generator=g)
+    b = 0.1 * torch.randn(H, generator=g)
+    xs = torch.randn(B, T, D, generator=g)
+    hs = [torch.zeros(B, H)]
+    for t in range(T):
+        hs.append(torch.tanh(hs[-1] @ W_hh.T + xs[:, t] @ W_xh.T + b))
+    grads = torch.randn(B, T, H, generator=g)
+    return W_hh, W_xh, b, xs, torch.stack(hs, 1), grads
+
+
+def test_regularizer_equals_its_definition_with_explicit_jacobians():
+    W_hh, W_xh, b, xs, hs, grads = _rnn_states()
+    B, T1, H = hs.shape
+    expected = 0.0
+    for n in range(B):
+        for t in range(1, T1):
+            step = lambda h_prev: torch.tanh(W_hh @ h_prev + W_xh @ xs[n, t - 1] + b)  # noqa: E731
+            J = torch.autograd.functional.jacobian(step, hs[n, t - 1])  # (H, H): dh_t/dh_{t-1}
+            g = grads[n, t - 1]
+            expected += (torch.linalg.vector_norm(g @ J) / torch.linalg.vector_norm(g) - 1) ** 2
+    torch.testing.assert_close(pascanu_regularizer(W_hh, hs, grads), expected / B)
+
+
+def test_regularizer_gradient_matches_finite_differences_and_treats_grads_as_constant():
+    W_hh, _, _, _, hs, grads = _rnn_states()
+    W_hh.requires_grad_(True)
+    hs.requires_grad_(True)
+    grads.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda W, h: pascanu_regularizer(W, h, grads), (W_hh, hs))
+    pascanu_regularizer(W_hh, hs, grads).backward()
+    assert grads.grad is None and W_hh.grad is not None and hs.grad is not None
+
+
+def test_regularizer_is_zero_for_norm_preserving_steps_and_skips_zero_gradients():
+    H = 6
+    Q, _ = torch.linalg.qr(torch.randn(H, H, generator=torch.Generator().manual_seed(1)))
+    hs = torch.zeros(2, 4, H)  # tanh'(0) = 1, so each step's Jacobian is Q: an isometry
+    grads = torch.randn(2, 3, H)
+    assert pascanu_regularizer(Q, hs, grads).item() == pytest.approx(0.0, abs=1e-12)
+    grads[0, 1] = 0.0
+    assert torch.isfinite(pascanu_regularizer(2 * Q, hs, grads))
+    assert pascanu_regularizer(2 * Q, hs, grads).item() == pytest.approx((2 * 3 - 1) / 2)  # 5 live terms of 1
+
+
+def test_regularizer_rejects_mismatched_shapes():
+    W_hh, _, _, _, hs, grads = _rnn_states()
+    with pytest.raises(ValueError, match=r"grads of shape \(B, T, H\)"):
+        pascanu_regularizer(W_hh, hs, grads[:, 1:])
+    with pytest.raises(ValueError, match=r"W_hh of shape \(H, H\)"):
+        pascanu_regularizer(W_hh[:, :2], hs, grads)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        pascanu_regularizer(W_hh.numpy(), hs, grads)
+
+
+@pytest.mark.parametrize("activation", ["linear", "tanh", "sigmoid", "relu"])
+def test_state_gradient_norms_match_autograd(activation):
+    W_hh, W_xh, b, xs, _, _ = _rnn_states(B=3, T=7, H=5)
+    f = {"linear": lambda a: a, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}[activation]
+    h = torch.zeros(3, 5, requires_grad=True)
+    states = [h]
+    for t in range(7):
+        states.append(f(states[-1] @ W_hh.T + xs[:, t] @ W_xh.T + b))
+    u = torch.full((5,), 1 / math.sqrt(5))
+    grads = torch.autograd.grad((states[-1] @ u).sum(), states)  # dL/dh_k for k = 0..T
+    expected = torch.stack([torch.linalg.vector_norm(g, dim=-1).mean() for g in grads])
+    torch.testing.assert_close(state_gradient_norms(W_hh, W_xh, b, xs, activation), expected)
+
+
+def test_linear_rnn_with_scaled_orthogonal_matrix_decays_exactly_as_rho_to_the_gap():
+    H, T, rho = 8, 12, 0.9
+    Q, _ = torch.linalg.qr(torch.randn(H, H, generator=torch.Generator().manual_seed(2)))
+    norms = state_gradient_norms(rho * Q, torch.zeros(H, 1), torch.zeros(H), torch.randn(4, T, 1), "linear")
+    torch.testing.assert_close(norms, rho ** torch.arange(T, -1, -1.0))
+
+
+def test_state_gradient_norms_rejects_unknown_activation():
+    W_hh, W_xh, b, xs, _, _ = _rnn_states()
+    with pytest.raises(ValueError, match="activation to be one of"):
+        state_gradient_norms(W_hh, W_xh, b, xs, "softplus")

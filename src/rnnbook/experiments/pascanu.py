@@ -35,7 +35,7 @@ METHODS = {
     # name: (clip threshold, regularizer weight alpha)
     "MSGD": (None, 0.0),
     "MSGD-C": (1.0, 0.0),
-    "MSGD-CR": (1.0, 2.0),
+    "MSGD-CR": (1.0, 4.0),  # alpha = 4, the paper's regularizer weight
 }
 
 

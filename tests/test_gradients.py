@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from rnnbook.gradients import clip_grad_norm_, pascanu_regularizer, state_gradient_norms
+from rnnbook.gradients import clip_grad_norm_, grad_norm, pascanu_regularizer, state_gradient_norms
+from rnnbook.widgets import plot_gradient_decay
 
 
 
@@ -141,3 +142,26 @@ def test_state_gradient_norms_rejects_unknown_activation():
     W_hh, W_xh, b, xs, _, _ = _rnn_states()
     with pytest.raises(ValueError, match="activation to be one of"):
         state_gradient_norms(W_hh, W_xh, b, xs, "softplus")
+
+
+def test_grad_norm_is_the_norm_of_all_gradients_joined():
+    params = _params_with_grads(3.0)
+    joined = torch.cat([p.grad.reshape(-1) for p in params if p.grad is not None])
+    torch.testing.assert_close(grad_norm(params), torch.linalg.vector_norm(joined))
+    assert grad_norm([torch.zeros(2, requires_grad=True)]).item() == 0.0
+
+
+def test_explorer_plot_draws_the_closed_form_for_a_linear_rnn_and_its_bound():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    norms = plot_gradient_decay(ax, 0.9, 30, "linear", hidden_size=8)
+    torch.testing.assert_close(norms, 0.9 ** torch.arange(30, -1, -1.0))
+    measured, bound = ax.get_lines()
+    torch.testing.assert_close(torch.tensor(bound.get_ydata()), 0.9 ** torch.arange(30, -1, -1.0))
+    with pytest.raises(ValueError, match="activation to be one of"):
+        plot_gradient_decay(ax, 0.9, 30, "relu")
+    plt.close(fig)

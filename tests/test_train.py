@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from rnnbook.experiments import pascanu
 from rnnbook.gradients import pascanu_regularizer
 from rnnbook.tasks import temporal_order
-from rnnbook.train import History, state_gradients_torch, train
+from rnnbook.train import History, accuracy, state_gradients_torch, train
 from rnnbook.vanilla import VanillaRNN, init_weights
 
 
@@ -106,3 +106,12 @@ def test_experiment_script_tiny_configuration_writes_results_independent_of_work
     assert strip(a["runs"]) == strip(b["runs"])
     for r in a["runs"]:
         assert r["success"] == (r["test_error"] < pascanu.TINY.success_error)
+
+
+def test_accuracy_counts_argmax_matches_and_rejects_bad_targets():
+    model, (x, y) = _model(), _batch(T=12)
+    logits, _ = model(x)
+    expected = sum(int(logits[i].argmax() == y[i]) for i in range(len(y))) / len(y)
+    assert accuracy(model, x, y) == expected
+    with pytest.raises(ValueError, match=r"int64 labels of shape \(B,\)"):
+        accuracy(model, x, y.float())

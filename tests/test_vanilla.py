@@ -44,3 +44,23 @@ def test_orthogonal_identity_and_gaussian_schemes():
 def test_unknown_scheme_is_rejected():
     with pytest.raises(ValueError, match="scheme to be one of"):
         init_weights("xavier", 2, 3, 1, torch.Generator())
+
+
+def test_spectral_radius_equals_numpy_and_rejects_non_square():
+    W = torch.randn(7, 7, generator=torch.Generator().manual_seed(4))
+    assert spectral_radius(W) == pytest.approx(np.abs(np.linalg.eigvals(W.double().numpy())).max(), rel=1e-12)
+    with pytest.raises(ValueError, match=r"expected W of shape \(3, 3\), got \(3, 4\)"):
+        spectral_radius(torch.zeros(3, 4))
+
+
+def test_bad_sizes_generator_and_weights_are_rejected():
+    with pytest.raises(ValueError, match="hidden_size to be a positive int"):
+        init_weights("orthogonal", 2, 0, 1, torch.Generator())
+    with pytest.raises(TypeError, match="torch.Generator"):
+        init_weights("orthogonal", 2, 3, 1, generator=0)
+    weights = init_weights("orthogonal", 2, 3, 1, torch.Generator())
+    with pytest.raises(ValueError, match="keys"):
+        VanillaRNN(2, 3, 1).load_weights({k: v for k, v in weights.items() if k != "b"})
+    weights["W_hh"] = torch.zeros(3, 4)
+    with pytest.raises(ValueError, match=r"expected W_hh of shape \(3, 3\), got \(3, 4\)"):
+        VanillaRNN(2, 3, 1).load_weights(weights)

@@ -26,26 +26,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-# --------------------------------------------------------------------------- checks
-
-def _check_positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"expected {name} to be a positive int, got {value!r}")
-
-
-def _check_tensor(name, value, ndim, shape_text):
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"expected {name} to be a torch.Tensor of shape {shape_text}, got {type(value).__name__}")
-    if value.dim() != ndim:
-        raise ValueError(f"expected {name} of shape {shape_text} ({ndim} dims), got {tuple(value.shape)}")
-
-
-def _check_shape(name, value, expected):
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"expected {name} to be a torch.Tensor of shape {expected}, got {type(value).__name__}")
-    if tuple(value.shape) != tuple(expected):
-        raise ValueError(f"expected {name} of shape {tuple(expected)}, got {tuple(value.shape)}")
+from rnnbook._checks import check_positive_int as _check_positive_int
+from rnnbook._checks import check_shape as _check_shape
+from rnnbook._checks import check_tensor as _check_tensor
 
 
 # --------------------------------------------------------------------------- one step

@@ -20,6 +20,8 @@ import math
 
 import torch
 
+from rnnbook._checks import check_shape, check_tensor
+
 ACTIVATIONS = {
     # name: (f(a), f'(a) written in terms of a and h = f(a))
     "linear": (lambda a: a, lambda a, h: torch.ones_like(a)),
@@ -30,14 +32,21 @@ ACTIVATIONS = {
 """The activations :func:`state_gradient_norms` accepts: each name maps to ``(f, f')``."""
 
 
-def _check_tensor(name, value, ndim, shape_text):
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"expected {name} to be a torch.Tensor of shape {shape_text}, got {type(value).__name__}")
-    if value.dim() != ndim:
-        raise ValueError(f"expected {name} of shape {shape_text} ({ndim} dims), got {tuple(value.shape)}")
-
-
 # --------------------------------------------------------------------------- clipping
+
+def grad_norm(parameters):
+    """The L2 norm of all gradients joined into one vector, ``||g||`` (0 if none is set).
+
+    Args:
+        parameters: a tensor or an iterable of tensors; those whose ``.grad`` is ``None`` are skipped.
+
+    Returns:
+        A 0-dim float tensor.
+    """
+    parameters = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
+    norms = [torch.linalg.vector_norm(p.grad) for p in parameters if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.tensor(0.0)
+
 
 def clip_grad_norm_(parameters, max_norm):
     """Rescale gradients whose joint L2 norm exceeds ``max_norm`` (Pascanu et al., Algorithm 1).
@@ -65,12 +74,9 @@ def clip_grad_norm_(parameters, max_norm):
     """
     if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or not max_norm > 0:
         raise ValueError(f"expected max_norm to be a positive number, got {max_norm!r}")
-    if isinstance(parameters, torch.Tensor):
-        parameters = [parameters]
+    parameters = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
     grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return torch.tensor(0.0)
-    total_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    total_norm = grad_norm(parameters)
     if torch.isfinite(total_norm) and total_norm > max_norm:
         scale = max_norm / total_norm
         for g in grads:
@@ -103,9 +109,9 @@ def pascanu_regularizer(W_hh, hs, grads):
     Returns:
         ``Omega``, a 0-dim tensor.
     """
-    _check_tensor("W_hh", W_hh, 2, "(H, H)")
-    _check_tensor("hs", hs, 3, "(B, T+1, H)")
-    _check_tensor("grads", grads, 3, "(B, T, H)")
+    check_tensor("W_hh", W_hh, 2, "(H, H)")
+    check_tensor("hs", hs, 3, "(B, T+1, H)")
+    check_tensor("grads", grads, 3, "(B, T, H)")
     B, T1, H = hs.shape
     if tuple(W_hh.shape) != (H, H):
         raise ValueError(f"expected W_hh of shape (H, H) = {(H, H)} to match hs {tuple(hs.shape)}, "
@@ -149,14 +155,12 @@ def state_gradient_norms(W_hh, W_xh, b, xs, activation="tanh", h0=None):
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"expected activation to be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    _check_tensor("xs", xs, 3, "(B, T, D)")
-    _check_tensor("W_hh", W_hh, 2, "(H, H)")
+    check_tensor("xs", xs, 3, "(B, T, D)")
+    check_tensor("W_hh", W_hh, 2, "(H, H)")
     B, T, D = xs.shape
     H = W_hh.shape[0]
     for name, value, shape in (("W_hh", W_hh, (H, H)), ("W_xh", W_xh, (H, D)), ("b", b, (H,))):
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
-            raise ValueError(f"expected {name} to be a tensor of shape {shape}, got "
-                             f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
+        check_shape(name, value, shape)
     f, df = ACTIVATIONS[activation]
     h = torch.zeros(B, H, dtype=xs.dtype) if h0 is None else h0
     slopes = []  # f'(a_t) for t = 1..T, each (B, H)

@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from rnnbook.gradients import clip_grad_norm_, pascanu_regularizer
+from rnnbook.gradients import clip_grad_norm_, grad_norm, pascanu_regularizer
 from rnnbook.rnn import state_gradients
 
 
@@ -119,17 +119,17 @@ def train(model, make_batch, steps, lr, loss_fn=F.cross_entropy, clip=None, omeg
         optimizer.zero_grad()
         if torch.isfinite(loss):
             (loss + omega_weight * omega).backward()
-            grad_norm = clip_grad_norm_(model.parameters(), clip) if clip else _norm(model.parameters())
-        if not torch.isfinite(loss) or not torch.isfinite(grad_norm):
+            norm = clip_grad_norm_(model.parameters(), clip) if clip else grad_norm(model.parameters())
+        if not torch.isfinite(loss) or not torch.isfinite(norm):
             what = f"the loss is {loss.item()}" if not torch.isfinite(loss) else \
-                f"the gradient norm is {grad_norm.item()}"
+                f"the gradient norm is {norm.item()}"
             history.stopped = (f"stopped at update {step}: {what}; "
                                f"the history keeps the {history.updates} finite updates before it")
             print(history.stopped)
             break
         optimizer.step()
         history.loss.append(loss.item())
-        history.grad_norm.append(grad_norm.item())
+        history.grad_norm.append(norm.item())
         history.omega.append(omega.item())
         if progress and step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -137,14 +137,18 @@ def train(model, make_batch, steps, lr, loss_fn=F.cross_entropy, clip=None, omeg
     return history
 
 
-def _norm(parameters):
-    """The joint L2 norm of every gradient (no clipping)."""
-    norms = [torch.linalg.vector_norm(p.grad) for p in parameters if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(norms))
-
-
 @torch.no_grad()
 def accuracy(model, inputs, targets):
-    """The fraction of sequences whose predicted class (argmax of ``y``) equals ``targets``."""
+    """The fraction of sequences whose predicted class (argmax of ``y``) equals ``targets``.
+
+    Args:
+        model: returns ``(y, hs)`` with ``y`` of shape ``(B, O)``, as :class:`rnnbook.vanilla.VanillaRNN`.
+        inputs: ``(B, T, D)``.
+        targets: integer labels, shape ``(B,)``.
+    """
+    if not isinstance(targets, torch.Tensor) or targets.dim() != 1 or targets.dtype != torch.int64 \
+            or not isinstance(inputs, torch.Tensor) or len(targets) != len(inputs):
+        shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+        raise ValueError(f"expected targets to be int64 labels of shape (B,) matching inputs' batch, got {shape}")
     y, _ = model(inputs)
     return (y.argmax(dim=-1) == targets).double().mean().item()

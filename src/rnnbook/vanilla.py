@@ -20,6 +20,8 @@ answer read from the last state as in the synthetic tasks of Pascanu et al. (201
 import torch
 from torch import nn
 
+from rnnbook._checks import check_positive_int, check_shape, check_tensor
+
 SCHEMES = {
     # name: the activation it is meant for
     "sigmoid": "sigmoid",
@@ -32,7 +34,9 @@ SCHEMES = {
 
 
 def spectral_radius(W):
-    """The largest absolute eigenvalue of a square matrix ``W``."""
+    """The largest absolute eigenvalue of a square matrix ``W`` (a tensor of shape ``(H, H)``)."""
+    check_tensor("W", W, 2, "(H, H)")
+    check_shape("W", W, (W.shape[0], W.shape[0]))
     return torch.linalg.eigvals(W.double()).abs().max().item()
 
 
@@ -67,6 +71,10 @@ def init_weights(scheme, input_size, hidden_size, output_size, generator):
     """
     if scheme not in SCHEMES:
         raise ValueError(f"expected scheme to be one of {sorted(SCHEMES)}, got {scheme!r}")
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size)):
+        check_positive_int(name, value)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"expected generator to be a torch.Generator, got {type(generator).__name__}")
     D, H, O = input_size, hidden_size, output_size
 
     def normal(std, *shape):
@@ -108,6 +116,8 @@ class VanillaRNN(nn.Module):
 
     def __init__(self, input_size, hidden_size, output_size, nonlinearity="tanh"):
         super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size)):
+            check_positive_int(name, value)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -120,7 +130,14 @@ class VanillaRNN(nn.Module):
         return self.rnn.weight_hh_l0
 
     def load_weights(self, weights):
-        """Copy a dict from :func:`init_weights` into the module (``b`` goes to ``bias_ih``)."""
+        """Copy a dict from :func:`init_weights` into the module (``b`` goes to ``bias_ih``); return the module."""
+        D, H, O = self.rnn.input_size, self.rnn.hidden_size, self.readout.out_features
+        expected = {"W_xh": (H, D), "W_hh": (H, H), "b": (H,), "W_hy": (O, H), "b_y": (O,)}
+        if not isinstance(weights, dict) or set(weights) != set(expected):
+            got = sorted(weights) if isinstance(weights, dict) else type(weights).__name__
+            raise ValueError(f"expected a dict with keys {sorted(expected)}, got {got}")
+        for name, shape in expected.items():
+            check_shape(name, weights[name], shape)
         with torch.no_grad():
             self.rnn.weight_ih_l0.copy_(weights["W_xh"])
             self.rnn.weight_hh_l0.copy_(weights["W_hh"])

@@ -3,7 +3,7 @@
 ``tests/test_build.py`` checks the builds themselves (no warnings, nothing loaded
 from the internet, no solutions in the student edition); ``tests/test_browser.py``
 opens their pages in Chromium. Both editions are built with the README's command,
-``python -m rnnbook.build [--student]``, in strict mode (``-W -n --keep-going``)
+``python -m booktools.build [--student]``, in strict mode (``-W -n --keep-going``)
 into a temporary folder, so a test run never touches ``_build/html``.
 """
 
@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from rnnbook.build import build_command
+from booktools.build import build_command
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EDITIONS = ("full", "student")
@@ -37,11 +37,17 @@ class BookBuild:
         """The warnings of the build log, then its last lines, for an assertion message."""
         text = re.sub(r"\x1b\[[0-9;]*m", "", self.log)  # strip colours
         lines = text.splitlines()
-        warnings = [line for line in lines if "WARNING" in line or "ERROR" in line]
-        return (f"`{' '.join(self.command)}` exited with {self.returncode} "
-                f"after {self.seconds:.1f} s.\n"
-                f"Warnings and errors ({len(warnings)}):\n  " + "\n  ".join(warnings)
-                + f"\nLast {tail_lines} lines of the log:\n" + "\n".join(lines[-tail_lines:]))
+        warnings = [
+            line for line in lines if "WARNING" in line or "ERROR" in line
+        ]
+        return (
+            f"`{' '.join(self.command)}` exited with {self.returncode} "
+            f"after {self.seconds:.1f} s.\n"
+            f"Warnings and errors ({len(warnings)}):\n  "
+            + "\n  ".join(warnings)
+            + f"\nLast {tail_lines} lines of the log:\n"
+            + "\n".join(lines[-tail_lines:])
+        )
 
 
 def toc_pages():
@@ -73,16 +79,29 @@ def book_builds(tmp_path_factory):
 
     def get(edition):
         if edition not in EDITIONS:
-            raise ValueError(f"expected an edition in {EDITIONS}, got {edition!r}")
+            raise ValueError(
+                f"expected an edition in {EDITIONS}, got {edition!r}"
+            )
         if edition not in builds:
             output = tmp_path_factory.mktemp(f"book-{edition}")
-            command, html_dir = build_command(student=edition == "student", strict=True,
-                                              path_output=output)
+            command, html_dir = build_command(
+                student=edition == "student",
+                strict=True,
+                path_output=output,
+                root=ROOT,
+            )
             start = time.perf_counter()
-            result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-            builds[edition] = BookBuild(edition, command, result.returncode,
-                                        result.stdout + result.stderr,
-                                        time.perf_counter() - start, html_dir)
+            result = subprocess.run(
+                command, cwd=ROOT, capture_output=True, text=True
+            )
+            builds[edition] = BookBuild(
+                edition,
+                command,
+                result.returncode,
+                result.stdout + result.stderr,
+                time.perf_counter() - start,
+                html_dir,
+            )
         return builds[edition]
 
     return get
@@ -91,7 +110,10 @@ def book_builds(tmp_path_factory):
 def _built(book_builds, edition):
     build = book_builds(edition)
     if build.returncode != 0:
-        pytest.fail(f"the {edition} edition did not build:\n{build.report()}", pytrace=False)
+        pytest.fail(
+            f"the {edition} edition did not build:\n{build.report()}",
+            pytrace=False,
+        )
     return build
 
 

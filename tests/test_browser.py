@@ -25,13 +25,18 @@ import time
 import urllib.parse
 
 import pytest
+from conftest import EDITIONS, ROOT, toc_pages
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from conftest import EDITIONS, ROOT, toc_pages
-
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 AXE_FAILING_IMPACTS = ("serious", "critical")
 SEARCH_TERM = "Jacobian"
@@ -40,19 +45,27 @@ TIMEOUT_MS = 15_000
 
 # ---------------------------------------------------------------- browser and server
 
+
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian Chromium driven by playwright; skip (or fail under CI) without it."""
     if not CHROMIUM.exists():
-        message = (f"{CHROMIUM} not found: the browser test needs Debian's Chromium, "
-                   "install it with `sudo apt-get install -y chromium`")
+        message = (
+            f"{CHROMIUM} not found: the browser test needs Debian's Chromium, "
+            "install it with `sudo apt-get install -y chromium`"
+        )
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: the browser test must run in CI)", pytrace=False)
+            pytest.fail(
+                message + " (CI=true: the browser test must run in CI)",
+                pytrace=False,
+            )
         pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
         yield chromium
         chromium.close()
 
@@ -89,8 +102,9 @@ def summary():
     yield figures
     figures["seconds_browser_tests"] = round(time.perf_counter() - start, 1)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    (SCREENSHOTS / "summary.json").write_text(json.dumps(figures, indent=1) + "\n",
-                                              encoding="utf-8")
+    (SCREENSHOTS / "summary.json").write_text(
+        json.dumps(figures, indent=1) + "\n", encoding="utf-8"
+    )
 
 
 class PageWatch:
@@ -99,12 +113,17 @@ class PageWatch:
     def __init__(self, browser, base_url):
         self.base_url = base_url
         self.problems = []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context = browser.new_context(
+            viewport={"width": 1280, "height": 900}
+        )
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.page.set_default_timeout(TIMEOUT_MS)
         self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.problems.append(f"uncaught error: {error}"))
+        self.page.on(
+            "pageerror",
+            lambda error: self.problems.append(f"uncaught error: {error}"),
+        )
         self.page.on("response", self._response)
         self.page.on("requestfailed", self._request_failed)
 
@@ -113,21 +132,29 @@ class PageWatch:
         if url.startswith(self.base_url):
             route.continue_()
         else:
-            self.problems.append(f"request to leave the machine (aborted): {url}")
+            self.problems.append(
+                f"request to leave the machine (aborted): {url}"
+            )
             route.abort()
 
     def _console(self, message):
         if message.type == "error":
-            self.problems.append(f"console error: {message.text} ({message.location.get('url', '')})")
+            self.problems.append(
+                f"console error: {message.text} ({message.location.get('url', '')})"
+            )
 
     def _response(self, response):
         if response.url.startswith(self.base_url) and response.status >= 400:
             referer = response.request.headers.get("referer", "?")
-            self.problems.append(f"HTTP {response.status}: {response.url} (requested by {referer})")
+            self.problems.append(
+                f"HTTP {response.status}: {response.url} (requested by {referer})"
+            )
 
     def _request_failed(self, request):
         if request.url.startswith(self.base_url):
-            self.problems.append(f"failed to load {request.url}: {request.failure}")
+            self.problems.append(
+                f"failed to load {request.url}: {request.failure}"
+            )
 
     def close(self):
         self.context.close()
@@ -204,8 +231,12 @@ def _image_problems(page, figures):
         if image["width"] == 0:
             problems.append(f"image did not load: {image['src']}")
         alt = (image["alt"] or "").strip()
-        if not image["decorative"] and (not alt or alt.lower().endswith((".png", ".svg", ".jpg"))):
-            problems.append(f"image without alt text: {image['src']} (alt={image['alt']!r})")
+        if not image["decorative"] and (
+            not alt or alt.lower().endswith((".png", ".svg", ".jpg"))
+        ):
+            problems.append(
+                f"image without alt text: {image['src']} (alt={image['alt']!r})"
+            )
     return problems
 
 
@@ -213,22 +244,39 @@ def _solution_problems(page, edition, figures):
     solutions = page.locator(".solution")
     figures["solutions"] = solutions.count()
     if edition == "student":
-        problems = [f"{solutions.count()} solution(s) in the student edition"] if solutions.count() else []
+        problems = (
+            [f"{solutions.count()} solution(s) in the student edition"]
+            if solutions.count()
+            else []
+        )
         tagged = page.locator(".tag_solution").count()
-        return problems + ([f"{tagged} cell(s) tagged `solution` in the student edition"] if tagged else [])
+        return problems + (
+            [f"{tagged} cell(s) tagged `solution` in the student edition"]
+            if tagged
+            else []
+        )
     problems = []
     for index in range(solutions.count()):
         solution = solutions.nth(index)
-        title = solution.locator(".admonition-title").first.inner_text().strip().splitlines()[0]
+        title = (
+            solution.locator(".admonition-title")
+            .first.inner_text()
+            .strip()
+            .splitlines()[0]
+        )
         body = solution.locator(".admonition-title ~ *").first
         if body.is_visible():
-            problems.append(f"solution shown before its button is clicked: {title!r}")
+            problems.append(
+                f"solution shown before its button is clicked: {title!r}"
+            )
             continue
         solution.locator("button.toggle-button").first.click()
         try:
             body.wait_for(state="visible", timeout=3_000)
         except PlaywrightTimeout:
-            problems.append(f"solution not shown after its button is clicked: {title!r}")
+            problems.append(
+                f"solution not shown after its button is clicked: {title!r}"
+            )
     return problems
 
 
@@ -244,11 +292,21 @@ def _axe_problems(page):
     for violation in violations:
         if violation["impact"] not in AXE_FAILING_IMPACTS:
             continue
-        where = "; ".join(" ".join(node["target"]) if isinstance(node["target"], list)
-                          else str(node["target"]) for node in violation["nodes"][:5])
-        more = f" (+{len(violation['nodes']) - 5} more)" if len(violation["nodes"]) > 5 else ""
-        problems.append(f"axe {violation['impact']} {violation['id']}: {violation['help']} "
-                        f"[{len(violation['nodes'])} element(s): {where}{more}]")
+        where = "; ".join(
+            " ".join(node["target"])
+            if isinstance(node["target"], list)
+            else str(node["target"])
+            for node in violation["nodes"][:5]
+        )
+        more = (
+            f" (+{len(violation['nodes']) - 5} more)"
+            if len(violation["nodes"]) > 5
+            else ""
+        )
+        problems.append(
+            f"axe {violation['impact']} {violation['id']}: {violation['help']} "
+            f"[{len(violation['nodes'])} element(s): {where}{more}]"
+        )
     return problems
 
 
@@ -257,6 +315,7 @@ def _screenshot_name(page_name):
 
 
 # -------------------------------------------------------------------------- the tests
+
 
 @pytest.mark.parametrize("book", EDITIONS, indirect=True)
 @pytest.mark.parametrize("page_name", toc_pages())
@@ -274,28 +333,42 @@ def test_page_as_readers_see_it(book, watch, page_name, summary):
     problems += page.evaluate(ERRORS_SHOWN_JS)
     shot = SCREENSHOTS / book.edition / _screenshot_name(page_name)
     shot.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shot), full_page=True)  # before any solution is opened
+    page.screenshot(
+        path=str(shot), full_page=True
+    )  # before any solution is opened
     problems += _solution_problems(page, book.edition, figures)
     problems += _axe_problems(page)
     figures["problems"] = len(problems)
     figures["seconds"] = round(time.perf_counter() - start, 2)
     summary["pages"][f"{book.edition}/{page_name}"] = figures
-    assert not problems, (f"{len(problems)} problem(s) on {page_name}.html ({book.edition} edition, "
-                          f"screenshot {shot.relative_to(ROOT)}):\n  " + "\n  ".join(problems))
+    assert not problems, (
+        f"{len(problems)} problem(s) on {page_name}.html ({book.edition} edition, "
+        f"screenshot {shot.relative_to(ROOT)}):\n  " + "\n  ".join(problems)
+    )
 
 
 @pytest.mark.parametrize("book", EDITIONS, indirect=True)
 def test_search_finds_jacobian(book, watch, summary):
     """The search page, with the book's own index, finds the word the book is about."""
     page = watch.page
-    page.goto(urllib.parse.urljoin(watch.base_url, f"search.html?q={SEARCH_TERM}"))
+    page.goto(
+        urllib.parse.urljoin(watch.base_url, f"search.html?q={SEARCH_TERM}")
+    )
     results = page.locator("#search-results ul.search li")
     try:
-        page.locator("#search-results .search-summary").wait_for(state="attached")
+        page.locator("#search-results .search-summary").wait_for(
+            state="attached"
+        )
     except PlaywrightTimeout:
         watch.problems.append("the search did not finish")
     found = results.count()
-    summary["pages"][f"{book.edition}/search?q={SEARCH_TERM}"] = {"results": found}
-    problems = watch.problems + ([] if found else [f"no result for {SEARCH_TERM!r}"])
-    assert not problems, (f"search.html?q={SEARCH_TERM} ({book.edition} edition):\n  "
-                          + "\n  ".join(problems))
+    summary["pages"][f"{book.edition}/search?q={SEARCH_TERM}"] = {
+        "results": found
+    }
+    problems = watch.problems + (
+        [] if found else [f"no result for {SEARCH_TERM!r}"]
+    )
+    assert not problems, (
+        f"search.html?q={SEARCH_TERM} ({book.edition} edition):\n  "
+        + "\n  ".join(problems)
+    )

@@ -30,16 +30,31 @@ def _flat(result):
 
 def _assert_same_function(ours, ref, x, state):
     """Same outputs/states, and the same gradients for every parameter, x and the state."""
-    inputs = [x] + ([] if state is None else (list(state) if isinstance(state, tuple) else [state]))
+    inputs = [x] + (
+        []
+        if state is None
+        else (list(state) if isinstance(state, tuple) else [state])
+    )
     results = {}
     for name, module in (("ours", ours), ("torch", ref)):
         leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
-        s = None if state is None else (tuple(leaves[1:]) if isinstance(state, tuple) else leaves[1])
+        s = (
+            None
+            if state is None
+            else (tuple(leaves[1:]) if isinstance(state, tuple) else leaves[1])
+        )
         module.zero_grad()
         outs = _flat(module(leaves[0], s))
-        weights = [torch.linspace(-1, 1, o.numel(), dtype=o.dtype).reshape(o.shape) for o in outs]
-        sum(((w * o).sum() for w, o in zip(weights, outs))).backward()  # touches every output
-        grads = [p.grad for _, p in sorted(module.named_parameters())] + [t.grad for t in leaves]
+        weights = [
+            torch.linspace(-1, 1, o.numel(), dtype=o.dtype).reshape(o.shape)
+            for o in outs
+        ]
+        sum(
+            ((w * o).sum() for w, o in zip(weights, outs))
+        ).backward()  # touches every output
+        grads = [p.grad for _, p in sorted(module.named_parameters())] + [
+            t.grad for t in leaves
+        ]
         results[name] = (outs, grads)
     (outs_a, grads_a), (outs_b, grads_b) = results["ours"], results["torch"]
     assert [o.shape for o in outs_a] == [o.shape for o in outs_b]
@@ -48,79 +63,138 @@ def _assert_same_function(ours, ref, x, state):
         torch.testing.assert_close(a, b, rtol=0, atol=TOL)
 
 
-CONFIGS = list(itertools.product([1, 2, 3], [False, True], [False, True], [True, False]))
+CONFIGS = list(
+    itertools.product([1, 2, 3], [False, True], [False, True], [True, False])
+)
 
 
 @pytest.mark.parametrize("num_layers,bidirectional,with_state,bias", CONFIGS)
 def test_lstm_matches_torch(num_layers, bidirectional, with_state, bias):
-    ours, ref = _pair(LSTM, torch.nn.LSTM, num_layers=num_layers, bidirectional=bidirectional,
-                      bias=bias, batch_first=True)
-    assert [(n, p.shape) for n, p in ours.named_parameters()] == [(n, p.shape) for n, p in ref.named_parameters()]
+    ours, ref = _pair(
+        LSTM,
+        torch.nn.LSTM,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        bias=bias,
+        batch_first=True,
+    )
+    assert [(n, p.shape) for n, p in ours.named_parameters()] == [
+        (n, p.shape) for n, p in ref.named_parameters()
+    ]
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(B, T, D, generator=gen, dtype=torch.float64)
     S = num_layers * (2 if bidirectional else 1)
-    state = (torch.randn(S, B, H, generator=gen, dtype=torch.float64),
-             torch.randn(S, B, H, generator=gen, dtype=torch.float64)) if with_state else None
+    state = (
+        (
+            torch.randn(S, B, H, generator=gen, dtype=torch.float64),
+            torch.randn(S, B, H, generator=gen, dtype=torch.float64),
+        )
+        if with_state
+        else None
+    )
     _assert_same_function(ours, ref, x, state)
 
 
 @pytest.mark.parametrize("num_layers,bidirectional,with_state,bias", CONFIGS)
 def test_gru_matches_torch(num_layers, bidirectional, with_state, bias):
-    ours, ref = _pair(GRU, torch.nn.GRU, num_layers=num_layers, bidirectional=bidirectional,
-                      bias=bias, batch_first=True)
-    assert [(n, p.shape) for n, p in ours.named_parameters()] == [(n, p.shape) for n, p in ref.named_parameters()]
+    ours, ref = _pair(
+        GRU,
+        torch.nn.GRU,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        bias=bias,
+        batch_first=True,
+    )
+    assert [(n, p.shape) for n, p in ours.named_parameters()] == [
+        (n, p.shape) for n, p in ref.named_parameters()
+    ]
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(B, T, D, generator=gen, dtype=torch.float64)
     S = num_layers * (2 if bidirectional else 1)
-    state = torch.randn(S, B, H, generator=gen, dtype=torch.float64) if with_state else None
+    state = (
+        torch.randn(S, B, H, generator=gen, dtype=torch.float64)
+        if with_state
+        else None
+    )
     _assert_same_function(ours, ref, x, state)
 
 
-@pytest.mark.parametrize("cls,torch_cls", [(LSTM, torch.nn.LSTM), (GRU, torch.nn.GRU)])
+@pytest.mark.parametrize(
+    "cls,torch_cls", [(LSTM, torch.nn.LSTM), (GRU, torch.nn.GRU)]
+)
 def test_time_major_layout_matches_torch(cls, torch_cls):
-    ours, ref = _pair(cls, torch_cls, num_layers=2, bidirectional=True, batch_first=False)
+    ours, ref = _pair(
+        cls, torch_cls, num_layers=2, bidirectional=True, batch_first=False
+    )
     x = torch.randn(T, B, D, dtype=torch.float64)  # (T, B, D)
     _assert_same_function(ours, ref, x, None)
 
 
-@pytest.mark.parametrize("cls,torch_cls", [(LSTM, torch.nn.LSTM), (GRU, torch.nn.GRU)])
+@pytest.mark.parametrize(
+    "cls,torch_cls", [(LSTM, torch.nn.LSTM), (GRU, torch.nn.GRU)]
+)
 def test_dropout_between_layers(cls, torch_cls):
-    ours, ref = _pair(cls, torch_cls, num_layers=2, dropout=0.5, batch_first=True)
+    ours, ref = _pair(
+        cls, torch_cls, num_layers=2, dropout=0.5, batch_first=True
+    )
     x = torch.randn(B, T, D, dtype=torch.float64)
-    ours.eval(), ref.eval()  # no dropout in evaluation: the same function as torch's
+    (
+        ours.eval(),
+        ref.eval(),
+    )  # no dropout in evaluation: the same function as torch's
     _assert_same_function(ours, ref, x, None)
     ours.train()  # in training the first layer's output is dropped: a different, random function
     torch.manual_seed(3)
     assert not torch.allclose(ours(x)[0], ref(x)[0])
 
 
-@pytest.mark.parametrize("bias,with_state", list(itertools.product([True, False], [False, True])))
+@pytest.mark.parametrize(
+    "bias,with_state", list(itertools.product([True, False], [False, True]))
+)
 def test_lstm_cell_matches_torch(bias, with_state):
     ours, ref = _pair(LSTMCell, torch.nn.LSTMCell, bias=bias)
     gen = torch.Generator().manual_seed(4)
-    x = torch.randn(B, D, generator=gen, dtype=torch.float64, requires_grad=True)
-    state = (torch.randn(B, H, generator=gen, dtype=torch.float64),
-             torch.randn(B, H, generator=gen, dtype=torch.float64)) if with_state else None
+    x = torch.randn(
+        B, D, generator=gen, dtype=torch.float64, requires_grad=True
+    )
+    state = (
+        (
+            torch.randn(B, H, generator=gen, dtype=torch.float64),
+            torch.randn(B, H, generator=gen, dtype=torch.float64),
+        )
+        if with_state
+        else None
+    )
     (h_a, c_a), (h_b, c_b) = ours(x, state), ref(x, state)
     torch.testing.assert_close(h_a, h_b, rtol=0, atol=TOL)
     torch.testing.assert_close(c_a, c_b, rtol=0, atol=TOL)
     (h_a.sum() + 2 * c_a.sum()).backward()
     (h_b.sum() + 2 * c_b.sum()).backward()
-    for (name, p), (_, q) in zip(sorted(ours.named_parameters()), sorted(ref.named_parameters())):
+    for (name, p), (_, q) in zip(
+        sorted(ours.named_parameters()), sorted(ref.named_parameters())
+    ):
         torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=TOL, msg=name)
 
 
-@pytest.mark.parametrize("bias,with_state", list(itertools.product([True, False], [False, True])))
+@pytest.mark.parametrize(
+    "bias,with_state", list(itertools.product([True, False], [False, True]))
+)
 def test_gru_cell_matches_torch(bias, with_state):
     ours, ref = _pair(GRUCell, torch.nn.GRUCell, bias=bias)
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(B, D, generator=gen, dtype=torch.float64)
-    h = torch.randn(B, H, generator=gen, dtype=torch.float64) if with_state else None
+    h = (
+        torch.randn(B, H, generator=gen, dtype=torch.float64)
+        if with_state
+        else None
+    )
     h_a, h_b = ours(x, h), ref(x, h)
     torch.testing.assert_close(h_a, h_b, rtol=0, atol=TOL)
     h_a.pow(2).sum().backward()
     h_b.pow(2).sum().backward()
-    for (name, p), (_, q) in zip(sorted(ours.named_parameters()), sorted(ref.named_parameters())):
+    for (name, p), (_, q) in zip(
+        sorted(ours.named_parameters()), sorted(ref.named_parameters())
+    ):
         torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=TOL, msg=name)
 
 
@@ -133,16 +207,40 @@ def _cho_gru_numpy(x, h, W_ih, W_hh, b_ih, b_hh):
     B_, T_, _ = x.shape
     H_ = h.shape[1]
     sig = lambda a: 1.0 / (1.0 + np.exp(-a))  # noqa: E731
-    W_r, W_z, W_n = W_ih[:H_], W_ih[H_:2 * H_], W_ih[2 * H_:]
-    U_r, U_z, U_n = W_hh[:H_], W_hh[H_:2 * H_], W_hh[2 * H_:]
+    W_r, W_z, W_n = W_ih[:H_], W_ih[H_ : 2 * H_], W_ih[2 * H_ :]
+    U_r, U_z, U_n = W_hh[:H_], W_hh[H_ : 2 * H_], W_hh[2 * H_ :]
     out = np.zeros((B_, T_, H_))
     for b in range(B_):
         h_b = h[b].copy()
         for t in range(T_):
-            r = np.array([sig(W_r[j] @ x[b, t] + b_ih[j] + U_r[j] @ h_b + b_hh[j]) for j in range(H_)])
-            z = np.array([sig(W_z[j] @ x[b, t] + b_ih[H_ + j] + U_z[j] @ h_b + b_hh[H_ + j]) for j in range(H_)])
-            cand = np.array([np.tanh(W_n[j] @ x[b, t] + b_ih[2 * H_ + j] + U_n[j] @ (r * h_b) + b_hh[2 * H_ + j])
-                             for j in range(H_)])
+            r = np.array(
+                [
+                    sig(W_r[j] @ x[b, t] + b_ih[j] + U_r[j] @ h_b + b_hh[j])
+                    for j in range(H_)
+                ]
+            )
+            z = np.array(
+                [
+                    sig(
+                        W_z[j] @ x[b, t]
+                        + b_ih[H_ + j]
+                        + U_z[j] @ h_b
+                        + b_hh[H_ + j]
+                    )
+                    for j in range(H_)
+                ]
+            )
+            cand = np.array(
+                [
+                    np.tanh(
+                        W_n[j] @ x[b, t]
+                        + b_ih[2 * H_ + j]
+                        + U_n[j] @ (r * h_b)
+                        + b_hh[2 * H_ + j]
+                    )
+                    for j in range(H_)
+                ]
+            )
             h_b = z * h_b + (1 - z) * cand
             out[b, t] = h_b
     return out
@@ -152,29 +250,59 @@ def test_cho_variant_matches_direct_equations():
     torch.manual_seed(6)
     gru = GRU(D, H, reset_after=False).double()
     cell = GRUCell(D, H, reset_after=False).double()
-    cell.load_state_dict({k[:-3]: v for k, v in gru.state_dict().items()})  # weight_ih_l0 -> weight_ih
+    cell.load_state_dict(
+        {k[:-3]: v for k, v in gru.state_dict().items()}
+    )  # weight_ih_l0 -> weight_ih
     x = torch.randn(B, T, D, dtype=torch.float64)
     h_0 = torch.randn(1, B, H, dtype=torch.float64)
-    expected = _cho_gru_numpy(x.numpy(), h_0[0].numpy(), *(p.detach().numpy() for p in
-                              (gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)))
+    expected = _cho_gru_numpy(
+        x.numpy(),
+        h_0[0].numpy(),
+        *(
+            p.detach().numpy()
+            for p in (
+                gru.weight_ih_l0,
+                gru.weight_hh_l0,
+                gru.bias_ih_l0,
+                gru.bias_hh_l0,
+            )
+        ),
+    )
     output, h_n = gru(x, h_0)
-    np.testing.assert_allclose(output.detach().numpy(), expected, rtol=0, atol=TOL)
-    np.testing.assert_allclose(h_n[0].detach().numpy(), expected[:, -1], rtol=0, atol=TOL)
-    np.testing.assert_allclose(cell(x[:, 0], h_0[0]).detach().numpy(), expected[:, 0], rtol=0, atol=TOL)
+    np.testing.assert_allclose(
+        output.detach().numpy(), expected, rtol=0, atol=TOL
+    )
+    np.testing.assert_allclose(
+        h_n[0].detach().numpy(), expected[:, -1], rtol=0, atol=TOL
+    )
+    np.testing.assert_allclose(
+        cell(x[:, 0], h_0[0]).detach().numpy(),
+        expected[:, 0],
+        rtol=0,
+        atol=TOL,
+    )
     # The two conventions are different functions of the same weights.
     gru.reset_after = True
-    assert not np.allclose(gru(x, h_0)[0].detach().numpy(), expected, atol=1e-3)
+    assert not np.allclose(
+        gru(x, h_0)[0].detach().numpy(), expected, atol=1e-3
+    )
 
 
 def test_forget_bias_initialization():
     lstm = LSTM(D, H, num_layers=2, bidirectional=True, forget_bias=2.0)
     for name, _ in lstm.named_parameters():
         if name.startswith("bias_ih"):
-            total = getattr(lstm, name) + getattr(lstm, name.replace("bias_ih", "bias_hh"))
-            torch.testing.assert_close(total[H:2 * H], torch.full((H,), 2.0))
-            assert not torch.allclose(total[:H], torch.full((H,), 2.0))  # other gates untouched
+            total = getattr(lstm, name) + getattr(
+                lstm, name.replace("bias_ih", "bias_hh")
+            )
+            torch.testing.assert_close(total[H : 2 * H], torch.full((H,), 2.0))
+            assert not torch.allclose(
+                total[:H], torch.full((H,), 2.0)
+            )  # other gates untouched
     cell = LSTMCell(D, H, forget_bias=1.0)
-    torch.testing.assert_close((cell.bias_ih + cell.bias_hh)[H:2 * H], torch.ones(H))
+    torch.testing.assert_close(
+        (cell.bias_ih + cell.bias_hh)[H : 2 * H], torch.ones(H)
+    )
     with pytest.raises(ValueError, match="bias=True"):
         LSTM(D, H, bias=False, forget_bias=1.0)
     with pytest.raises(ValueError, match="forget_bias"):
@@ -189,7 +317,9 @@ def test_bidirectional_h_n_is_not_the_last_output():
     torch.testing.assert_close(h_n[0], output[:, -1, :H])
     torch.testing.assert_close(h_n[1], output[:, 0, H:])
     assert not torch.allclose(h_n[1], output[:, -1, H:])
-    single_step = lstm(x[:, -1:])[0][:, 0, H:]  # backward direction after one step
+    single_step = lstm(x[:, -1:])[0][
+        :, 0, H:
+    ]  # backward direction after one step
     torch.testing.assert_close(output[:, -1, H:], single_step)
 
 
@@ -204,21 +334,29 @@ def test_bad_input_raises(cls):
         net(np.zeros((B, T, D)))
     bad = torch.zeros(4, B + 1, H)
     state = (bad, torch.zeros(4, B, H)) if cls is LSTM else bad
-    with pytest.raises(ValueError, match=r"h_0 of shape \(4, 2, 4\), got \(4, 3, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"h_0 of shape \(4, 2, 4\), got \(4, 3, 4\)"
+    ):
         net(torch.randn(B, T, D), state)
     time_major = cls(D, H, batch_first=False)
-    with pytest.raises(ValueError, match=r"\(T, B, D\) with D=3.*got \(5, 2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"\(T, B, D\) with D=3.*got \(5, 2, 2\)"
+    ):
         time_major(torch.randn(T, B, D - 1))
 
 
 def test_bad_state_and_arguments_raise():
     lstm = LSTM(D, H)
     x = torch.randn(B, T, D)
-    with pytest.raises(ValueError, match=r"c_0 of shape \(1, 2, 4\), got \(1, 2, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"c_0 of shape \(1, 2, 4\), got \(1, 2, 5\)"
+    ):
         lstm(x, (torch.zeros(1, B, H), torch.zeros(1, B, H + 1)))
     with pytest.raises(ValueError, match=r"pair \(h_0, c_0\)"):
         lstm(x, torch.zeros(1, B, H))
-    with pytest.raises(ValueError, match=r"x of shape \(B, D\) with D=3, got \(2, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"x of shape \(B, D\) with D=3, got \(2, 5\)"
+    ):
         LSTMCell(D, H)(torch.randn(B, D + 2))
     with pytest.raises(ValueError, match=r"h of shape \(2, 4\), got \(2, 3\)"):
         GRUCell(D, H)(torch.randn(B, D), torch.zeros(B, H - 1))

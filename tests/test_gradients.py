@@ -5,9 +5,13 @@ import math
 import pytest
 import torch
 
-from rnnbook.gradients import clip_grad_norm_, grad_norm, pascanu_regularizer, state_gradient_norms
+from rnnbook.gradients import (
+    clip_grad_norm_,
+    grad_norm,
+    pascanu_regularizer,
+    state_gradient_norms,
+)
 from rnnbook.widgets import plot_gradient_decay
-
 
 
 @pytest.fixture(autouse=True)
@@ -21,8 +25,11 @@ def float64():
 
 def _params_with_grads(scale, seed=0):
     g = torch.Generator().manual_seed(seed)
-    params = [torch.zeros(4, 3, requires_grad=True), torch.zeros(5, requires_grad=True),
-              torch.zeros(2, requires_grad=True)]
+    params = [
+        torch.zeros(4, 3, requires_grad=True),
+        torch.zeros(5, requires_grad=True),
+        torch.zeros(2, requires_grad=True),
+    ]
     for p in params[:2]:
         p.grad = scale * torch.randn(p.shape, generator=g)
     return params  # the last one has no gradient
@@ -35,7 +42,9 @@ def test_clip_grad_norm_matches_torch(scale):
     torch_norm = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
     torch.testing.assert_close(norm, torch_norm)
     for a, b in zip(ours[:2], theirs[:2]):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=0)  # torch divides by norm + 1e-6
+        torch.testing.assert_close(
+            a.grad, b.grad, rtol=1e-5, atol=0
+        )  # torch divides by norm + 1e-6
     after = math.sqrt(sum(p.grad.pow(2).sum().item() for p in ours[:2]))
     assert after == pytest.approx(min(norm.item(), 1.0), rel=1e-12)
 
@@ -79,11 +88,20 @@ def test_regularizer_equals_its_definition_with_explicit_jacobians():
     expected = 0.0
     for n in range(B):
         for t in range(1, T1):
-            step = lambda h_prev: torch.tanh(W_hh @ h_prev + W_xh @ xs[n, t - 1] + b)  # noqa: E731
-            J = torch.autograd.functional.jacobian(step, hs[n, t - 1])  # (H, H): dh_t/dh_{t-1}
+            step = lambda h_prev: torch.tanh(
+                W_hh @ h_prev + W_xh @ xs[n, t - 1] + b
+            )  # noqa: E731
+            J = torch.autograd.functional.jacobian(
+                step, hs[n, t - 1]
+            )  # (H, H): dh_t/dh_{t-1}
             g = grads[n, t - 1]
-            expected += (torch.linalg.vector_norm(g @ J) / torch.linalg.vector_norm(g) - 1) ** 2
-    torch.testing.assert_close(pascanu_regularizer(W_hh, hs, grads), expected / B)
+            expected += (
+                torch.linalg.vector_norm(g @ J) / torch.linalg.vector_norm(g)
+                - 1
+            ) ** 2
+    torch.testing.assert_close(
+        pascanu_regularizer(W_hh, hs, grads), expected / B
+    )
 
 
 def test_regularizer_gradient_matches_finite_differences_and_treats_grads_as_constant():
@@ -91,20 +109,30 @@ def test_regularizer_gradient_matches_finite_differences_and_treats_grads_as_con
     W_hh.requires_grad_(True)
     hs.requires_grad_(True)
     grads.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda W, h: pascanu_regularizer(W, h, grads), (W_hh, hs))
+    assert torch.autograd.gradcheck(
+        lambda W, h: pascanu_regularizer(W, h, grads), (W_hh, hs)
+    )
     pascanu_regularizer(W_hh, hs, grads).backward()
     assert grads.grad is None and W_hh.grad is not None and hs.grad is not None
 
 
 def test_regularizer_is_zero_for_norm_preserving_steps_and_skips_zero_gradients():
     H = 6
-    Q, _ = torch.linalg.qr(torch.randn(H, H, generator=torch.Generator().manual_seed(1)))
-    hs = torch.zeros(2, 4, H)  # tanh'(0) = 1, so each step's Jacobian is Q: an isometry
+    Q, _ = torch.linalg.qr(
+        torch.randn(H, H, generator=torch.Generator().manual_seed(1))
+    )
+    hs = torch.zeros(
+        2, 4, H
+    )  # tanh'(0) = 1, so each step's Jacobian is Q: an isometry
     grads = torch.randn(2, 3, H)
-    assert pascanu_regularizer(Q, hs, grads).item() == pytest.approx(0.0, abs=1e-12)
+    assert pascanu_regularizer(Q, hs, grads).item() == pytest.approx(
+        0.0, abs=1e-12
+    )
     grads[0, 1] = 0.0
     assert torch.isfinite(pascanu_regularizer(2 * Q, hs, grads))
-    assert pascanu_regularizer(2 * Q, hs, grads).item() == pytest.approx((2 * 3 - 1) / 2)  # 5 live terms of 1
+    assert pascanu_regularizer(2 * Q, hs, grads).item() == pytest.approx(
+        (2 * 3 - 1) / 2
+    )  # 5 live terms of 1
 
 
 def test_regularizer_rejects_mismatched_shapes():
@@ -120,21 +148,40 @@ def test_regularizer_rejects_mismatched_shapes():
 @pytest.mark.parametrize("activation", ["linear", "tanh", "sigmoid", "relu"])
 def test_state_gradient_norms_match_autograd(activation):
     W_hh, W_xh, b, xs, _, _ = _rnn_states(B=3, T=7, H=5)
-    f = {"linear": lambda a: a, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}[activation]
+    f = {
+        "linear": lambda a: a,
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "relu": torch.relu,
+    }[activation]
     h = torch.zeros(3, 5, requires_grad=True)
     states = [h]
     for t in range(7):
         states.append(f(states[-1] @ W_hh.T + xs[:, t] @ W_xh.T + b))
     u = torch.full((5,), 1 / math.sqrt(5))
-    grads = torch.autograd.grad((states[-1] @ u).sum(), states)  # dL/dh_k for k = 0..T
-    expected = torch.stack([torch.linalg.vector_norm(g, dim=-1).mean() for g in grads])
-    torch.testing.assert_close(state_gradient_norms(W_hh, W_xh, b, xs, activation), expected)
+    grads = torch.autograd.grad(
+        (states[-1] @ u).sum(), states
+    )  # dL/dh_k for k = 0..T
+    expected = torch.stack(
+        [torch.linalg.vector_norm(g, dim=-1).mean() for g in grads]
+    )
+    torch.testing.assert_close(
+        state_gradient_norms(W_hh, W_xh, b, xs, activation), expected
+    )
 
 
 def test_linear_rnn_with_scaled_orthogonal_matrix_decays_exactly_as_rho_to_the_gap():
     H, T, rho = 8, 12, 0.9
-    Q, _ = torch.linalg.qr(torch.randn(H, H, generator=torch.Generator().manual_seed(2)))
-    norms = state_gradient_norms(rho * Q, torch.zeros(H, 1), torch.zeros(H), torch.randn(4, T, 1), "linear")
+    Q, _ = torch.linalg.qr(
+        torch.randn(H, H, generator=torch.Generator().manual_seed(2))
+    )
+    norms = state_gradient_norms(
+        rho * Q,
+        torch.zeros(H, 1),
+        torch.zeros(H),
+        torch.randn(4, T, 1),
+        "linear",
+    )
     torch.testing.assert_close(norms, rho ** torch.arange(T, -1, -1.0))
 
 
@@ -146,8 +193,12 @@ def test_state_gradient_norms_rejects_unknown_activation():
 
 def test_grad_norm_is_the_norm_of_all_gradients_joined():
     params = _params_with_grads(3.0)
-    joined = torch.cat([p.grad.reshape(-1) for p in params if p.grad is not None])
-    torch.testing.assert_close(grad_norm(params), torch.linalg.vector_norm(joined))
+    joined = torch.cat(
+        [p.grad.reshape(-1) for p in params if p.grad is not None]
+    )
+    torch.testing.assert_close(
+        grad_norm(params), torch.linalg.vector_norm(joined)
+    )
     assert grad_norm([torch.zeros(2, requires_grad=True)]).item() == 0.0
 
 
@@ -161,7 +212,9 @@ def test_explorer_plot_draws_the_closed_form_for_a_linear_rnn_and_its_bound():
     norms = plot_gradient_decay(ax, 0.9, 30, "linear", hidden_size=8)
     torch.testing.assert_close(norms, 0.9 ** torch.arange(30, -1, -1.0))
     measured, bound = ax.get_lines()
-    torch.testing.assert_close(torch.tensor(bound.get_ydata()), 0.9 ** torch.arange(30, -1, -1.0))
+    torch.testing.assert_close(
+        torch.tensor(bound.get_ydata()), 0.9 ** torch.arange(30, -1, -1.0)
+    )
     with pytest.raises(ValueError, match="activation to be one of"):
         plot_gradient_decay(ax, 0.9, 30, "relu")
     plt.close(fig)

@@ -10,13 +10,19 @@ from torch.nn import functional as F
 from rnnbook.experiments import pascanu
 from rnnbook.gradients import pascanu_regularizer
 from rnnbook.tasks import temporal_order
+from rnnbook.torch_rnn import VanillaRNN, init_weights
 from rnnbook.train import History, accuracy, state_gradients_torch, train
-from rnnbook.vanilla import VanillaRNN, init_weights
 
 
 def _model(seed=0, H=8):
-    weights = init_weights("basic_tanh", 6, H, 4, torch.Generator().manual_seed(seed))
-    return VanillaRNN(6, H, 4).load_weights({k: 5 * v for k, v in weights.items()}).double()
+    weights = init_weights(
+        "basic_tanh", 6, H, 4, torch.Generator().manual_seed(seed)
+    )
+    return (
+        VanillaRNN(6, H, 4)
+        .load_weights({k: 5 * v for k, v in weights.items()})
+        .double()
+    )
 
 
 def _batch(seed=0, T=12):
@@ -48,24 +54,40 @@ def test_state_gradients_are_the_total_derivatives_autograd_finds():
 def test_one_update_equals_the_update_written_by_hand(clip, alpha):
     lr, (x, y) = 0.3, _batch(1)
     ours, reference = _model(1), _model(1)
-    train(ours, lambda: (x, y), 1, lr=lr, clip=clip, omega_weight=alpha, progress=False)
+    train(
+        ours,
+        lambda: (x, y),
+        1,
+        lr=lr,
+        clip=clip,
+        omega_weight=alpha,
+        progress=False,
+    )
     # by hand: E + alpha * Omega on an explicit loop, autograd, the clipping rule, one SGD step
     states = _manual_rnn_states(reference, x)
     loss = F.cross_entropy(reference.readout(states[-1]), y)
     params = list(reference.parameters())
     objective = loss
     if alpha:
-        grads = torch.stack(torch.autograd.grad(loss, states[1:], retain_graph=True), dim=1)
-        objective = loss + alpha * pascanu_regularizer(reference.W_hh, torch.stack(states, 1), grads)
+        grads = torch.stack(
+            torch.autograd.grad(loss, states[1:], retain_graph=True), dim=1
+        )
+        objective = loss + alpha * pascanu_regularizer(
+            reference.W_hh, torch.stack(states, 1), grads
+        )
     g = torch.autograd.grad(objective, params)
-    norm = torch.sqrt(sum((gi ** 2).sum() for gi in g))
+    norm = torch.sqrt(sum((gi**2).sum() for gi in g))
     scale = min(1.0, clip / norm.item()) if clip else 1.0
-    assert clip is None or scale < 1  # the test must exercise clipping where it asks for it
+    assert (
+        clip is None or scale < 1
+    )  # the test must exercise clipping where it asks for it
     for p_ours, p_ref, gi in zip(ours.parameters(), params, g):
         torch.testing.assert_close(p_ours, p_ref - lr * scale * gi)
 
 
-def test_a_non_finite_loss_stops_the_run_with_a_message_and_keeps_the_history(capsys):
+def test_a_non_finite_loss_stops_the_run_with_a_message_and_keeps_the_history(
+    capsys,
+):
     calls = []
 
     def loss_fn(y_hat, y):  # finite for three updates, then NaN
@@ -73,7 +95,9 @@ def test_a_non_finite_loss_stops_the_run_with_a_message_and_keeps_the_history(ca
         loss = F.cross_entropy(y_hat, y)
         return loss * float("nan") if len(calls) == 4 else loss
 
-    history = train(_model(), lambda: _batch(), 10, lr=0.1, loss_fn=loss_fn, progress=False)
+    history = train(
+        _model(), lambda: _batch(), 10, lr=0.1, loss_fn=loss_fn, progress=False
+    )
     assert history.updates == 3 and len(history.grad_norm) == 3
     assert all(torch.isfinite(torch.tensor(history.loss)))
     assert history.stopped.startswith("stopped at update 3: the loss is nan")
@@ -81,37 +105,112 @@ def test_a_non_finite_loss_stops_the_run_with_a_message_and_keeps_the_history(ca
 
 
 def test_records_per_step_gradient_norms_and_rejects_bad_arguments():
-    history = train(_model(), lambda: _batch(), 4, lr=0.1, record_every=2, progress=False)
+    history = train(
+        _model(), lambda: _batch(), 4, lr=0.1, record_every=2, progress=False
+    )
     assert isinstance(history, History) and history.stopped is None
     assert [step for step, _ in history.state_grad_norms] == [0, 2]
     assert history.state_grad_norms[0][1].shape == (12,)
-    for kwargs, match in (({"lr": 0}, "positive learning rate"), ({"lr": 0.1, "clip": 0}, "clip"),
-                          ({"lr": 0.1, "omega_weight": -1}, "omega_weight")):
+    for kwargs, match in (
+        ({"lr": 0}, "positive learning rate"),
+        ({"lr": 0.1, "clip": 0}, "clip"),
+        ({"lr": 0.1, "omega_weight": -1}, "omega_weight"),
+    ):
         with pytest.raises(ValueError, match=match):
             train(_model(), lambda: _batch(), 1, progress=False, **kwargs)
     with pytest.raises(ValueError, match="tanh"):
-        train(VanillaRNN(6, 4, 4, nonlinearity="relu"), lambda: _batch(), 1, lr=0.1, omega_weight=1.0)
+        train(
+            VanillaRNN(6, 4, 4, nonlinearity="relu"),
+            lambda: _batch(),
+            1,
+            lr=0.1,
+            omega_weight=1.0,
+        )
 
 
-def test_experiment_script_tiny_configuration_writes_results_independent_of_workers(tmp_path):
+def test_experiment_script_tiny_configuration_writes_results_independent_of_workers(
+    tmp_path,
+):
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     assert pascanu.main(["--tiny", "--workers", "1", "--out", str(one)]) == 0
     assert pascanu.main(["--tiny", "--workers", "2", "--out", str(two)]) == 0
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
-    expected_runs = len(pascanu.TINY.lengths) * len(pascanu.METHODS) * pascanu.TINY.repeats
+    tiny = pascanu.TINY
+    expected_runs = len(tiny.lengths) * len(pascanu.METHODS) * tiny.repeats
     assert len(a["runs"]) == expected_runs and a["command"].endswith("--tiny")
-    assert len({r["seed"] for r in a["runs"]}) == expected_runs
-    assert a["config"]["n_test"] == pascanu.TINY.n_test and a["seconds"] > 0
-    strip = lambda runs: [{k: v for k, v in r.items() if k != "seconds"} for r in runs]  # noqa: E731
+    assert a["config"]["n_test"] == tiny.n_test and a["seconds"] > 0
+
+    def strip(runs):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in runs]
+
     assert strip(a["runs"]) == strip(b["runs"])
     for r in a["runs"]:
-        assert r["success"] == (r["test_error"] < pascanu.TINY.success_error)
+        assert r["success"] == (r["test_error"] < tiny.success_error)
+        assert r["seeds"] == pascanu.run_seeds(r["T"], r["repeat"])
+    assert not list(tmp_path.glob(".*"))  # no temporary or probe file left
+
+
+def _all_seeds(config):
+    return {
+        (T, r): pascanu.run_seeds(T, r)
+        for T in config.lengths
+        for r in range(config.repeats)
+    }
+
+
+def test_full_configuration_streams_are_independent_and_paired():
+    """Every (length, repeat) cell of the full run has its own three seeds,
+    none shared with any other cell or with another role; the methods of a cell
+    share them (paired)."""
+    cells = _all_seeds(pascanu.Config())
+    values = [v for seeds in cells.values() for v in seeds.values()]
+    assert len(cells) == 4 * 5 and len(values) == 3 * len(cells)
+    assert len(set(values)) == len(values)
+    # The experiment's jobs: the three methods of a cell get the same seeds.
+    job = (pascanu.Config(), "MSGD", 100, 3)
+    assert pascanu.run_seeds(*job[2:]) == cells[(100, 3)]
+    # Not seed + 1: neighbouring cells do not share or neighbour a stream.
+    diffs = {abs(a - b) for a in values for b in values if a != b}
+    assert min(diffs) > 1000
+
+
+def test_paired_runs_start_from_the_same_weights_and_batches(monkeypatch):
+    """Within a cell the methods see identical initial weights and batches."""
+    seen = {}
+
+    def spy_train(model, make_batch, steps, **kwargs):
+        weights = [p.detach().clone() for p in model.parameters()]
+        seen[kwargs["clip"], kwargs["omega_weight"]] = (weights, make_batch())
+        from rnnbook.train import History
+
+        return History(stopped="spy")
+
+    monkeypatch.setattr(pascanu, "train", spy_train)
+    for method in pascanu.METHODS:
+        pascanu.run_one((pascanu.TINY, method, 12, 0))
+    (w0, b0), *others = seen.values()
+    assert len(seen) == 3
+    for w, batch in others:
+        for p, q in zip(w0, w):
+            assert torch.equal(p, q)
+        assert torch.equal(b0[0], batch[0]) and torch.equal(b0[1], batch[1])
+
+
+def test_experiment_script_checks_the_output_path_before_the_work(tmp_path):
+    with pytest.raises(SystemExit):
+        pascanu.main(["--tiny", "--out", str(tmp_path)])  # a folder
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    with pytest.raises(SystemExit):
+        pascanu.main(["--tiny", "--out", str(blocked / "r.json")])
 
 
 def test_accuracy_counts_argmax_matches_and_rejects_bad_targets():
     model, (x, y) = _model(), _batch(T=12)
     logits, _ = model(x)
-    expected = sum(int(logits[i].argmax() == y[i]) for i in range(len(y))) / len(y)
+    expected = sum(
+        int(logits[i].argmax() == y[i]) for i in range(len(y))
+    ) / len(y)
     assert accuracy(model, x, y) == expected
     with pytest.raises(ValueError, match=r"int64 labels of shape \(B,\)"):
         accuracy(model, x, y.float())

@@ -10,8 +10,8 @@ One concept per module (see the book's style guide):
 - ``gated``      LSTM and GRU written from their equations (Chapter 3)
 - ``widgets``    interactive explorers, each with a static twin (Chapter 2)
 - ``display``    helpers the chapters use to show the code they run
-- ``notebooks``  re-executes the chapters in place (``python -m rnnbook.notebooks --all``)
-- ``build``      builds the book, full or student edition (``python -m rnnbook.build``)
+- ``notebooks``  re-executes the chapters in place (``python -m booktools.notebooks --all``)
+- ``build``      builds the book, full or student edition (``python -m booktools.build``)
 - ``sphinx_ext`` the book's Sphinx fixes (duplicate scripts, ARIA roles, the student edition)
 - ``experiments`` runs longer than a chapter, writing to ``chapters/data/``
 """
@@ -31,7 +31,9 @@ def seed_everything(seed):
     import torch
 
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"expected seed to be a non-negative int, got {seed!r}")
+        raise ValueError(
+            f"expected seed to be a non-negative int, got {seed!r}"
+        )
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -30,8 +30,8 @@ from rnnbook._checks import check_positive_int as _check_positive_int
 from rnnbook._checks import check_shape as _check_shape
 from rnnbook._checks import check_tensor as _check_tensor
 
-
 # --------------------------------------------------------------------------- one step
+
 
 def lstm_step(x_proj, h, c, W_hh):
     """One LSTM step, given the input's contribution to the gates (book eqs. ch3-gates, ch3-cell).
@@ -51,13 +51,19 @@ def lstm_step(x_proj, h, c, W_hh):
     Returns:
         ``(h_t, c_t)``, each ``(B, H)``.
     """
-    gates = torch.addmm(x_proj, h, W_hh.t())  # (B, 4H): one matmul for all four gates
-    a_i, a_f, a_g, a_o = gates.chunk(4, dim=1)  # chunk, not slicing: its backward is one concatenation
+    gates = torch.addmm(
+        x_proj, h, W_hh.t()
+    )  # (B, 4H): one matmul for all four gates
+    a_i, a_f, a_g, a_o = gates.chunk(
+        4, dim=1
+    )  # chunk, not slicing: its backward is one concatenation
     i = torch.sigmoid(a_i)  # input gate
     f = torch.sigmoid(a_f)  # forget gate
     g = torch.tanh(a_g)  # candidate cell
     o = torch.sigmoid(a_o)  # output gate
-    c = torch.addcmul(f * c, i, g)  # c_t = f * c_{t-1} + i * g: the additive update
+    c = torch.addcmul(
+        f * c, i, g
+    )  # c_t = f * c_{t-1} + i * g: the additive update
     h = o * torch.tanh(c)
     return h, c
 
@@ -88,22 +94,35 @@ def gru_step(x_proj, h, W_hh, b_hh, reset_after=True):
         ``h_t`` of shape ``(B, H)``.
     """
     H = h.shape[-1]
-    x_rz, x_n = x_proj.split([2 * H, H], dim=1)  # split, not slicing: one concatenation in backward
+    x_rz, x_n = x_proj.split(
+        [2 * H, H], dim=1
+    )  # split, not slicing: one concatenation in backward
     if reset_after:
-        h_proj = h @ W_hh.t() if b_hh is None else torch.addmm(b_hh, h, W_hh.t())  # (B, 3H)
+        h_proj = (
+            h @ W_hh.t() if b_hh is None else torch.addmm(b_hh, h, W_hh.t())
+        )  # (B, 3H)
         h_rz, h_n = h_proj.split([2 * H, H], dim=1)
         r, z = torch.sigmoid(x_rz + h_rz).chunk(2, dim=1)  # (B, H) each
-        n = torch.tanh(torch.addcmul(x_n, r, h_n))  # the reset acts after the matmul
+        n = torch.tanh(
+            torch.addcmul(x_n, r, h_n)
+        )  # the reset acts after the matmul
     else:
         W_hrz, W_hn = W_hh.split([2 * H, H])
-        h_rz = h @ W_hrz.t() if b_hh is None else torch.addmm(b_hh[:2 * H], h, W_hrz.t())  # (B, 2H)
+        h_rz = (
+            h @ W_hrz.t()
+            if b_hh is None
+            else torch.addmm(b_hh[: 2 * H], h, W_hrz.t())
+        )  # (B, 2H)
         r, z = torch.sigmoid(x_rz + h_rz).chunk(2, dim=1)
-        n_pre = torch.addmm(x_n, r * h, W_hn.t())  # the reset acts before the matmul
-        n = torch.tanh(n_pre if b_hh is None else n_pre + b_hh[2 * H:])
+        n_pre = torch.addmm(
+            x_n, r * h, W_hn.t()
+        )  # the reset acts before the matmul
+        n = torch.tanh(n_pre if b_hh is None else n_pre + b_hh[2 * H :])
     return torch.lerp(n, h, z)  # (1 - z) * n + z * h
 
 
 # --------------------------------------------------------------------------- cells
+
 
 class _Cell(nn.Module):
     """Shared parameters of the two cells: PyTorch's names, shapes and initialization."""
@@ -114,7 +133,11 @@ class _Cell(nn.Module):
         super().__init__()
         _check_positive_int("input_size", input_size)
         _check_positive_int("hidden_size", hidden_size)
-        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
+        self.input_size, self.hidden_size, self.bias = (
+            input_size,
+            hidden_size,
+            bool(bias),
+        )
         G = self.n_gates * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(G, input_size))
         self.weight_hh = nn.Parameter(torch.empty(G, hidden_size))
@@ -124,7 +147,9 @@ class _Cell(nn.Module):
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
-        bound = 1.0 / math.sqrt(hidden_size)  # PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter
+        bound = 1.0 / math.sqrt(
+            hidden_size
+        )  # PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
@@ -132,11 +157,17 @@ class _Cell(nn.Module):
         """Validate x of shape (B, D); return the state shape (B, H)."""
         _check_tensor("x", x, 2, f"(B, D) with D={self.input_size}")
         if x.shape[1] != self.input_size:
-            raise ValueError(f"expected x of shape (B, D) with D={self.input_size}, got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected x of shape (B, D) with D={self.input_size}, got {tuple(x.shape)}"
+            )
         return x.shape[0], self.hidden_size
 
     def _x_proj(self, x):
-        return x @ self.weight_ih.t() if self.bias_ih is None else torch.addmm(self.bias_ih, x, self.weight_ih.t())
+        return (
+            x @ self.weight_ih.t()
+            if self.bias_ih is None
+            else torch.addmm(self.bias_ih, x, self.weight_ih.t())
+        )
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
@@ -163,7 +194,9 @@ class LSTMCell(_Cell):
     def __init__(self, input_size, hidden_size, bias=True, forget_bias=None):
         super().__init__(input_size, hidden_size, bias)
         if forget_bias is not None:
-            _init_forget_bias(self.bias_ih, self.bias_hh, hidden_size, forget_bias)
+            _init_forget_bias(
+                self.bias_ih, self.bias_hh, hidden_size, forget_bias
+            )
 
     def forward(self, x, state=None):
         B, H = self._check(x)
@@ -171,7 +204,9 @@ class LSTMCell(_Cell):
             h = c = x.new_zeros(B, H)
         else:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise ValueError(f"expected state to be a pair (h, c), each of shape {(B, H)}, got {type(state).__name__}")
+                raise ValueError(
+                    f"expected state to be a pair (h, c), each of shape {(B, H)}, got {type(state).__name__}"
+                )
             h, c = state
             _check_shape("h", h, (B, H))
             _check_shape("c", c, (B, H))
@@ -203,70 +238,124 @@ class GRUCell(_Cell):
         B, H = self._check(x)
         h = x.new_zeros(B, H) if state is None else state
         _check_shape("h", h, (B, H))
-        return gru_step(self._x_proj(x), h, self.weight_hh, self.bias_hh, self.reset_after)
+        return gru_step(
+            self._x_proj(x), h, self.weight_hh, self.bias_hh, self.reset_after
+        )
 
 
 def _init_forget_bias(bias_ih, bias_hh, H, value):
     """Set the forget gate's total bias ``b_ih[H:2H] + b_hh[H:2H]`` to ``value``."""
     if bias_ih is None:
-        raise ValueError(f"forget_bias={value!r} needs bias=True, got bias=False")
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"expected forget_bias to be None or a finite number, got {value!r}")
+        raise ValueError(
+            f"forget_bias={value!r} needs bias=True, got bias=False"
+        )
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+    ):
+        raise ValueError(
+            f"expected forget_bias to be None or a finite number, got {value!r}"
+        )
     with torch.no_grad():
-        bias_ih[H:2 * H].fill_(float(value))
-        bias_hh[H:2 * H].zero_()
+        bias_ih[H : 2 * H].fill_(float(value))
+        bias_hh[H : 2 * H].zero_()
 
 
 # --------------------------------------------------------------------------- layers
+
 
 class _Recurrent(nn.Module):
     """Stacked, optionally bidirectional recurrences with PyTorch's parameter layout."""
 
     n_gates = None
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=True,
-                 dropout=0.0, bidirectional=False):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=True,
+        dropout=0.0,
+        bidirectional=False,
+    ):
         super().__init__()
         _check_positive_int("input_size", input_size)
         _check_positive_int("hidden_size", hidden_size)
         _check_positive_int("num_layers", num_layers)
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"expected dropout to be a number in [0, 1), got {dropout!r}")
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        if (
+            not isinstance(dropout, (int, float))
+            or isinstance(dropout, bool)
+            or not 0.0 <= dropout < 1.0
+        ):
+            raise ValueError(
+                f"expected dropout to be a number in [0, 1), got {dropout!r}"
+            )
+        self.input_size, self.hidden_size, self.num_layers = (
+            input_size,
+            hidden_size,
+            num_layers,
+        )
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
         G, H, K = self.n_gates * hidden_size, hidden_size, self.num_directions
         bound = 1.0 / math.sqrt(hidden_size)
         for layer in range(num_layers):
-            D_in = input_size if layer == 0 else K * H  # a layer reads both directions of the one below
+            D_in = (
+                input_size if layer == 0 else K * H
+            )  # a layer reads both directions of the one below
             for suffix in self._suffixes(layer):
                 shapes = {"weight_ih": (G, D_in), "weight_hh": (G, H)}
                 if self.bias:
                     shapes.update(bias_ih=(G,), bias_hh=(G,))
                 for name, shape in shapes.items():
                     p = nn.Parameter(torch.empty(shape))
-                    nn.init.uniform_(p, -bound, bound)  # PyTorch's initialization
+                    nn.init.uniform_(
+                        p, -bound, bound
+                    )  # PyTorch's initialization
                     self.register_parameter(name + suffix, p)
 
     def _suffixes(self, layer):
-        return [f"_l{layer}"] + ([f"_l{layer}_reverse"] if self.bidirectional else [])
+        return [f"_l{layer}"] + (
+            [f"_l{layer}_reverse"] if self.bidirectional else []
+        )
 
     def _weights(self, suffix):
         get = lambda name: getattr(self, name + suffix, None)  # noqa: E731 (local, not stored)
-        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+        return (
+            get("weight_ih"),
+            get("weight_hh"),
+            get("bias_ih"),
+            get("bias_hh"),
+        )
 
     def _check_input(self, x):
-        layout, dims = ("(B, T, D)", "batch_first=True") if self.batch_first else ("(T, B, D)", "batch_first=False")
+        layout, dims = (
+            ("(B, T, D)", "batch_first=True")
+            if self.batch_first
+            else ("(T, B, D)", "batch_first=False")
+        )
         _check_tensor("x", x, 3, f"{layout} with D={self.input_size} ({dims})")
         if x.shape[2] != self.input_size:
-            raise ValueError(f"expected x of shape {layout} with D={self.input_size} ({dims}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected x of shape {layout} with D={self.input_size} ({dims}), got {tuple(x.shape)}"
+            )
         if x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"expected x with at least one sequence of at least one step, got {tuple(x.shape)}")
-        return x if self.batch_first else x.transpose(0, 1)  # inside, everything is (B, T, D)
+            raise ValueError(
+                f"expected x with at least one sequence of at least one step, got {tuple(x.shape)}"
+            )
+        return (
+            x if self.batch_first else x.transpose(0, 1)
+        )  # inside, everything is (B, T, D)
 
     def _check_state(self, name, value, B):
-        _check_shape(name, value, (self.num_layers * self.num_directions, B, self.hidden_size))
+        _check_shape(
+            name,
+            value,
+            (self.num_layers * self.num_directions, B, self.hidden_size),
+        )
 
     def _run(self, x, states):
         """Run every layer and direction. ``states[s]``: tuple of ``(B, H)`` tensors for slot ``s``."""
@@ -276,18 +365,35 @@ class _Recurrent(nn.Module):
             outputs = []
             for direction, suffix in enumerate(self._suffixes(layer)):
                 slot = layer * self.num_directions + direction
-                out, final = self._direction(layer_input, states[slot], self._weights(suffix), reverse=direction == 1)
+                out, final = self._direction(
+                    layer_input,
+                    states[slot],
+                    self._weights(suffix),
+                    reverse=direction == 1,
+                )
                 outputs.append(out)
                 finals.append(final)
-            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)  # (B, T, K*H)
-            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout, training=True)  # between layers, as in torch
-        output = layer_input if self.batch_first else layer_input.transpose(0, 1)
+            layer_input = (
+                outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
+            )  # (B, T, K*H)
+            if (
+                self.dropout > 0
+                and self.training
+                and layer < self.num_layers - 1
+            ):
+                layer_input = F.dropout(
+                    layer_input, self.dropout, training=True
+                )  # between layers, as in torch
+        output = (
+            layer_input if self.batch_first else layer_input.transpose(0, 1)
+        )
         return output, finals
 
     def extra_repr(self):
-        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
-                f"batch_first={self.batch_first}, dropout={self.dropout}, bidirectional={self.bidirectional}")
+        return (
+            f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
+            f"batch_first={self.batch_first}, dropout={self.dropout}, bidirectional={self.bidirectional}"
+        )
 
 
 def _time_steps(T, reverse):
@@ -330,9 +436,26 @@ class LSTM(_Recurrent):
 
     n_gates = 4
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=True,
-                 dropout=0.0, bidirectional=False, forget_bias=None):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=True,
+        dropout=0.0,
+        bidirectional=False,
+        forget_bias=None,
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+        )
         if forget_bias is not None:
             for layer in range(num_layers):
                 for suffix in self._suffixes(layer):
@@ -342,11 +465,17 @@ class LSTM(_Recurrent):
     def _direction(self, x, state, weights, reverse):
         W_ih, W_hh, b_ih, b_hh = weights
         h, c = state
-        x_proj = x @ W_ih.t()  # (B, T, 4H): the input's share, all time steps in one matmul
+        x_proj = (
+            x @ W_ih.t()
+        )  # (B, T, 4H): the input's share, all time steps in one matmul
         if b_ih is not None:
             x_proj = x_proj + (b_ih + b_hh)
-        x_steps = x_proj.unbind(dim=1)  # T views (B, 4H); unbind's backward stacks once, where
-        hs = [None] * len(x_steps)  # x_proj[:, t] would allocate a (B, T, 4H) gradient per step
+        x_steps = x_proj.unbind(
+            dim=1
+        )  # T views (B, 4H); unbind's backward stacks once, where
+        hs = [None] * len(
+            x_steps
+        )  # x_proj[:, t] would allocate a (B, T, 4H) gradient per step
         for t in _time_steps(len(x_steps), reverse):
             h, c = lstm_step(x_steps[t], h, c, W_hh)
             hs[t] = h
@@ -354,13 +483,20 @@ class LSTM(_Recurrent):
 
     def forward(self, x, state=None):
         x = self._check_input(x)
-        B, L, K, H = x.shape[0], self.num_layers, self.num_directions, self.hidden_size
+        B, L, K, H = (
+            x.shape[0],
+            self.num_layers,
+            self.num_directions,
+            self.hidden_size,
+        )
         if state is None:
             h_0 = c_0 = x.new_zeros(L * K, B, H)
         else:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise ValueError(f"expected state to be a pair (h_0, c_0), each of shape {(L * K, B, H)}, "
-                                 f"got {type(state).__name__}")
+                raise ValueError(
+                    f"expected state to be a pair (h_0, c_0), each of shape {(L * K, B, H)}, "
+                    f"got {type(state).__name__}"
+                )
             h_0, c_0 = state
             self._check_state("h_0", h_0, B)
             self._check_state("c_0", c_0, B)
@@ -386,9 +522,26 @@ class GRU(_Recurrent):
 
     n_gates = 3
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=True,
-                 dropout=0.0, bidirectional=False, reset_after=True):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=True,
+        dropout=0.0,
+        bidirectional=False,
+        reset_after=True,
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+        )
         self.reset_after = bool(reset_after)
 
     def _direction(self, x, h, weights, reverse):
@@ -405,7 +558,12 @@ class GRU(_Recurrent):
 
     def forward(self, x, state=None):
         x = self._check_input(x)
-        B, L, K, H = x.shape[0], self.num_layers, self.num_directions, self.hidden_size
+        B, L, K, H = (
+            x.shape[0],
+            self.num_layers,
+            self.num_directions,
+            self.hidden_size,
+        )
         h_0 = x.new_zeros(L * K, B, H) if state is None else state
         self._check_state("h_0", h_0, B)
         output, finals = self._run(x, [h_0[s] for s in range(L * K)])

@@ -34,6 +34,7 @@ ACTIVATIONS = {
 
 # --------------------------------------------------------------------------- clipping
 
+
 def grad_norm(parameters):
     """The L2 norm of all gradients joined into one vector, ``||g||`` (0 if none is set).
 
@@ -43,9 +44,21 @@ def grad_norm(parameters):
     Returns:
         A 0-dim float tensor.
     """
-    parameters = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
-    norms = [torch.linalg.vector_norm(p.grad) for p in parameters if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.tensor(0.0)
+    parameters = (
+        [parameters]
+        if isinstance(parameters, torch.Tensor)
+        else list(parameters)
+    )
+    norms = [
+        torch.linalg.vector_norm(p.grad)
+        for p in parameters
+        if p.grad is not None
+    ]
+    return (
+        torch.linalg.vector_norm(torch.stack(norms))
+        if norms
+        else torch.tensor(0.0)
+    )
 
 
 def clip_grad_norm_(parameters, max_norm):
@@ -72,9 +85,19 @@ def clip_grad_norm_(parameters, max_norm):
     Returns:
         The norm of all gradients before clipping, a 0-dim float tensor.
     """
-    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or not max_norm > 0:
-        raise ValueError(f"expected max_norm to be a positive number, got {max_norm!r}")
-    parameters = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
+    if (
+        isinstance(max_norm, bool)
+        or not isinstance(max_norm, (int, float))
+        or not max_norm > 0
+    ):
+        raise ValueError(
+            f"expected max_norm to be a positive number, got {max_norm!r}"
+        )
+    parameters = (
+        [parameters]
+        if isinstance(parameters, torch.Tensor)
+        else list(parameters)
+    )
     grads = [p.grad for p in parameters if p.grad is not None]
     total_norm = grad_norm(parameters)
     if torch.isfinite(total_norm) and total_norm > max_norm:
@@ -85,6 +108,7 @@ def clip_grad_norm_(parameters, max_norm):
 
 
 # --------------------------------------------------------------------------- the regularizer
+
 
 def pascanu_regularizer(W_hh, hs, grads):
     """Pascanu et al.'s vanishing-gradient regularizer ``Omega`` (their eq. 9) for a tanh RNN.
@@ -114,20 +138,29 @@ def pascanu_regularizer(W_hh, hs, grads):
     check_tensor("grads", grads, 3, "(B, T, H)")
     B, T1, H = hs.shape
     if tuple(W_hh.shape) != (H, H):
-        raise ValueError(f"expected W_hh of shape (H, H) = {(H, H)} to match hs {tuple(hs.shape)}, "
-                         f"got {tuple(W_hh.shape)}")
+        raise ValueError(
+            f"expected W_hh of shape (H, H) = {(H, H)} to match hs {tuple(hs.shape)}, "
+            f"got {tuple(W_hh.shape)}"
+        )
     if tuple(grads.shape) != (B, T1 - 1, H):
-        raise ValueError(f"expected grads of shape (B, T, H) = {(B, T1 - 1, H)} to match hs "
-                         f"{tuple(hs.shape)} (B, T+1, H), got {tuple(grads.shape)}")
+        raise ValueError(
+            f"expected grads of shape (B, T, H) = {(B, T1 - 1, H)} to match hs "
+            f"{tuple(hs.shape)} (B, T+1, H), got {tuple(grads.shape)}"
+        )
     g = grads.detach()
-    passed_back = (g * (1 - hs[:, 1:] ** 2)) @ W_hh  # (B, T, H): g_t diag(1 - h_t^2) W_hh
+    passed_back = (
+        g * (1 - hs[:, 1:] ** 2)
+    ) @ W_hh  # (B, T, H): g_t diag(1 - h_t^2) W_hh
     g_norm = torch.linalg.vector_norm(g, dim=-1)  # (B, T)
     live = g_norm > 0
-    ratio = torch.linalg.vector_norm(passed_back, dim=-1) / torch.where(live, g_norm, 1)  # (B, T)
+    ratio = torch.linalg.vector_norm(passed_back, dim=-1) / torch.where(
+        live, g_norm, 1
+    )  # (B, T)
     return torch.where(live, (ratio - 1) ** 2, 0).sum(dim=1).mean()
 
 
 # --------------------------------------------------------------------------- the probe
+
 
 def state_gradient_norms(W_hh, W_xh, b, xs, activation="tanh", h0=None):
     """``||dh_T/dh_k||`` seen through one direction: how much of a gradient survives ``T - k`` steps.
@@ -154,12 +187,18 @@ def state_gradient_norms(W_hh, W_xh, b, xs, activation="tanh", h0=None):
         ``norms`` of shape ``(T+1,)``: ``norms[k]`` for ``k = 0..T`` (``norms[T] = 1``).
     """
     if activation not in ACTIVATIONS:
-        raise ValueError(f"expected activation to be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        raise ValueError(
+            f"expected activation to be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+        )
     check_tensor("xs", xs, 3, "(B, T, D)")
     check_tensor("W_hh", W_hh, 2, "(H, H)")
     B, T, D = xs.shape
     H = W_hh.shape[0]
-    for name, value, shape in (("W_hh", W_hh, (H, H)), ("W_xh", W_xh, (H, D)), ("b", b, (H,))):
+    for name, value, shape in (
+        ("W_hh", W_hh, (H, H)),
+        ("W_xh", W_xh, (H, D)),
+        ("b", b, (H,)),
+    ):
         check_shape(name, value, shape)
     f, df = ACTIVATIONS[activation]
     h = torch.zeros(B, H, dtype=xs.dtype) if h0 is None else h0
@@ -168,9 +207,13 @@ def state_gradient_norms(W_hh, W_xh, b, xs, activation="tanh", h0=None):
         a = h @ W_hh.T + xs[:, t] @ W_xh.T + b  # (B, H)
         h = f(a)
         slopes.append(df(a, h))
-    v = torch.full((B, H), 1 / math.sqrt(H), dtype=xs.dtype)  # u, a unit vector
+    v = torch.full(
+        (B, H), 1 / math.sqrt(H), dtype=xs.dtype
+    )  # u, a unit vector
     norms = [torch.linalg.vector_norm(v, dim=-1).mean()]
     for t in range(T, 0, -1):
-        v = (v * slopes[t - 1]) @ W_hh  # (B, H): v_{t-1} = v_t diag(f'(a_t)) W_hh
+        v = (
+            v * slopes[t - 1]
+        ) @ W_hh  # (B, H): v_{t-1} = v_t diag(f'(a_t)) W_hh
         norms.append(torch.linalg.vector_norm(v, dim=-1).mean())
     return torch.stack(norms[::-1]).detach()

@@ -21,14 +21,22 @@ CLASSES = ("XX", "XY", "YX", "YY")
 
 def _check_sizes(n, T, min_T, task):
     for name, value, low in (("n", n, 1), ("T", T, min_T)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{task}: expected {name} to be an int >= {low}, got {value!r}")
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < low
+        ):
+            raise ValueError(
+                f"{task}: expected {name} to be an int >= {low}, got {value!r}"
+            )
 
 
 def _check_generator(generator, task):
     if not isinstance(generator, torch.Generator):
-        raise TypeError(f"{task}: expected generator to be a torch.Generator "
-                        f"(e.g. torch.Generator().manual_seed(0)), got {type(generator).__name__}")
+        raise TypeError(
+            f"{task}: expected generator to be a torch.Generator "
+            f"(e.g. torch.Generator().manual_seed(0)), got {type(generator).__name__}"
+        )
 
 
 def _randint(low, high, n, generator):
@@ -63,7 +71,9 @@ def temporal_order(n, T, generator):
     """
     _check_sizes(n, T, 10, "temporal_order")
     _check_generator(generator, "temporal_order")
-    symbols = _randint(0, 4, n * T, generator).reshape(n, T)  # (n, T) distractors a-d
+    symbols = _randint(0, 4, n * T, generator).reshape(
+        n, T
+    )  # (n, T) distractors a-d
     first = _randint(0, 2, n, generator)  # 0 = X, 1 = Y
     second = _randint(0, 2, n, generator)
     t1 = _randint(T // 10, 2 * T // 10, n, generator)
@@ -71,7 +81,9 @@ def temporal_order(n, T, generator):
     rows = torch.arange(n)
     symbols[rows, t1] = 4 + first
     symbols[rows, t2] = 4 + second
-    inputs = torch.nn.functional.one_hot(symbols, len(SYMBOLS)).float()  # (n, T, 6)
+    inputs = torch.nn.functional.one_hot(
+        symbols, len(SYMBOLS)
+    ).float()  # (n, T, 6)
     return inputs, 2 * first + second
 
 

@@ -33,17 +33,26 @@ def plot_gradient_decay(ax, rho, T, activation, hidden_size=32, seed=0):
         The norms, a tensor of shape ``(T+1,)`` indexed by ``k``.
     """
     if activation not in GAMMA:
-        raise ValueError(f"expected activation to be one of {sorted(GAMMA)}, got {activation!r}")
+        raise ValueError(
+            f"expected activation to be one of {sorted(GAMMA)}, got {activation!r}"
+        )
     g = torch.Generator().manual_seed(seed)
     H = hidden_size
     Q, _ = torch.linalg.qr(torch.randn(H, H, generator=g, dtype=torch.float64))
     W_xh = torch.randn(H, 1, generator=g, dtype=torch.float64) / math.sqrt(H)
     xs = torch.randn(8, T, 1, generator=g, dtype=torch.float64)
-    norms = state_gradient_norms(rho * Q, W_xh, torch.zeros(H, dtype=torch.float64), xs, activation)
+    norms = state_gradient_norms(
+        rho * Q, W_xh, torch.zeros(H, dtype=torch.float64), xs, activation
+    )
     gaps = torch.arange(T, -1, -1)
     ax.semilogy(gaps, norms, label=f"measured, {activation}")
-    ax.semilogy(gaps, (rho * GAMMA[activation]) ** gaps.double(), "k--", lw=1,
-                label=r"bound $(\lambda_1\gamma)^{T-k}$")
+    ax.semilogy(
+        gaps,
+        (rho * GAMMA[activation]) ** gaps.double(),
+        "k--",
+        lw=1,
+        label=r"bound $(\lambda_1\gamma)^{T-k}$",
+    )
     ax.set_xlabel("gap $T-k$ (steps)")
     ax.set_ylabel(r"$\|u\,\partial h_T/\partial h_k\|$")
     ax.set_title(rf"$\rho = {rho:.2f}$, {activation}")
@@ -66,7 +75,17 @@ def gradient_decay_explorer():
 
     return widgets.interactive(
         redraw,
-        rho=widgets.FloatSlider(value=1.0, min=0.5, max=1.5, step=0.05, description="spectral radius"),
-        T=widgets.IntSlider(value=60, min=10, max=200, step=10, description="length T"),
-        activation=widgets.Dropdown(options=list(GAMMA), value="tanh", description="activation"),
+        rho=widgets.FloatSlider(
+            value=1.0,
+            min=0.5,
+            max=1.5,
+            step=0.05,
+            description="spectral radius",
+        ),
+        T=widgets.IntSlider(
+            value=60, min=10, max=200, step=10, description="length T"
+        ),
+        activation=widgets.Dropdown(
+            options=list(GAMMA), value="tanh", description="activation"
+        ),
     )

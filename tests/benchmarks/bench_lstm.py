@@ -98,7 +98,11 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=128)
     parser.add_argument("--size", type=int, default=256, help="D = H")
     parser.add_argument("--repeats", type=int, default=11)
-    parser.add_argument("--ablation", action="store_true", help="also time the naive and fused-gates loops")
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also time the naive and fused-gates loops",
+    )
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
@@ -107,37 +111,57 @@ def main(argv=None):
     ours = LSTM(D, D)
     ours.load_state_dict(reference.state_dict())
     x = torch.randn(B, T, D)
-    weights = [ours.weight_ih_l0, ours.weight_hh_l0, ours.bias_ih_l0, ours.bias_hh_l0]
+    weights = [
+        ours.weight_ih_l0,
+        ours.weight_hh_l0,
+        ours.bias_ih_l0,
+        ours.bias_hh_l0,
+    ]
 
     runs = {
-        "torch.nn.LSTM": (lambda: reference(x)[0], list(reference.parameters())),
+        "torch.nn.LSTM": (
+            lambda: reference(x)[0],
+            list(reference.parameters()),
+        ),
         "rnnbook LSTM": (lambda: ours(x)[0], list(ours.parameters())),
     }
     if args.ablation:
         runs["naive (per-gate)"] = (lambda: naive_lstm(x, *weights), weights)
         runs["fused gates"] = (lambda: fused_gates_lstm(x, *weights), weights)
-        runs["hoisted, x_proj[:, t]"] = (lambda: hoisted_indexing_lstm(x, *weights), weights)
+        runs["hoisted, x_proj[:, t]"] = (
+            lambda: hoisted_indexing_lstm(x, *weights),
+            weights,
+        )
 
     with torch.no_grad():  # all versions compute the same function
         expected = reference(x)[0]
         for name, (run, _) in runs.items():
             err = (run() - expected).abs().max().item()
-            assert err < 1e-4, f"{name} disagrees with torch.nn.LSTM by {err:.2e}"
+            assert err < 1e-4, (
+                f"{name} disagrees with torch.nn.LSTM by {err:.2e}"
+            )
 
     for run, params in runs.values():  # warm up
         time_fwd_bwd(run, params)
     seconds = {name: [] for name in runs}
     for _ in range(args.repeats):
-        for name, (run, params) in runs.items():  # interleaved: every repeat times every version
+        for name, (
+            run,
+            params,
+        ) in runs.items():  # interleaved: every repeat times every version
             seconds[name].append(time_fwd_bwd(run, params))
 
     medians = {name: statistics.median(s) for name, s in seconds.items()}
     base = medians["torch.nn.LSTM"]
-    print(f"LSTM forward+backward, CPU float32, B={B} T={T} D=H={D}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}, "
-          f"median of {args.repeats} interleaved repeats")
+    print(
+        f"LSTM forward+backward, CPU float32, B={B} T={T} D=H={D}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}, "
+        f"median of {args.repeats} interleaved repeats"
+    )
     for name, m in medians.items():
-        print(f"  {name:<22} {1000 * m:8.1f} ms   {m / base:5.2f}x torch.nn.LSTM")
+        print(
+            f"  {name:<22} {1000 * m:8.1f} ms   {m / base:5.2f}x torch.nn.LSTM"
+        )
     return 0
 
 

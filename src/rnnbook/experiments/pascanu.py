@@ -10,26 +10,39 @@ Usage::
     python -m rnnbook.experiments.pascanu            # the full run behind Chapter 2's figure
     python -m rnnbook.experiments.pascanu --tiny --out /tmp/tiny.json   # seconds, for tests
 
-The result file holds the configuration, every run's seed and outcome, the command and
-the seconds the whole run took. Every run's seed is derived from (method, length, repeat)
-alone, so the results do not depend on the number of worker processes.
+The comparison is *paired*: at the same (length, repeat) the three methods start from
+the same weights, see the same batches in the same order and are tested on the same
+sequences, so the method is the only difference between them. The three generators of
+a (length, repeat) cell (weights, training batches, test set) come from
+:class:`numpy.random.SeedSequence` streams keyed by that cell alone
+(:func:`run_seeds`), so no two cells share a stream and the results do not depend on
+the number of worker processes or on the order the runs are scheduled in.
+
+The result file holds the configuration, every run's seeds and outcome, the command
+and the seconds the whole run took; it is written atomically.
 """
 
 import argparse
-import json
 import multiprocessing
 import pathlib
 import sys
 import time
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
+from rnnbook.experiments._io import (
+    check_output_path,
+    data_dir,
+    write_json_atomic,
+)
 from rnnbook.tasks import temporal_order
+from rnnbook.torch_rnn import VanillaRNN, init_weights
 from rnnbook.train import accuracy, train
-from rnnbook.vanilla import VanillaRNN, init_weights
 
-DATA = pathlib.Path(__file__).resolve().parents[3] / "chapters" / "data"
+ENTROPY = 20130216
+"""The root of every run's seed streams (a fixed number; changing it re-draws every run)."""
 
 METHODS = {
     # name: (clip threshold, regularizer weight alpha)
@@ -48,36 +61,78 @@ class Config:
     hidden_size: int = 50
     lr: float = 0.1
     n_test: int = 10_000
-    success_error: float = 0.01  # a run succeeds when its test error is below this
+    success_error: float = (
+        0.01  # a run succeeds when its test error is below this
+    )
     init: str = "smart_tanh"
 
 
 TINY = Config(lengths=(10, 12), repeats=1, updates=20, n_test=200)
 
 
-def run_seed(method, T, repeat):
-    """The seed of one run: a function of what the run is, not of when it runs."""
-    return 1000 * list(METHODS).index(method) + 10 * T + repeat
+def run_seeds(T, repeat):
+    """The seeds of the (length, repeat) cell: ``{"init": ..., "data": ..., "test": ...}``.
+
+    Each is a 64-bit integer drawn from its own :class:`numpy.random.SeedSequence`
+    stream, spawned from ``SeedSequence(ENTROPY, spawn_key=(T, repeat))``. The method
+    is deliberately not part of the key: the three methods of a cell share all three
+    seeds, which is what makes the comparison paired.
+    """
+    cell = np.random.SeedSequence(ENTROPY, spawn_key=(T, repeat))
+    streams = cell.spawn(3)
+    return {
+        name: int(s.generate_state(1, dtype=np.uint64)[0])
+        for name, s in zip(("init", "data", "test"), streams)
+    }
 
 
 def run_one(job):
     """Train one network; return a dict describing the run."""
     config, method, T, repeat = job
-    seed = run_seed(method, T, repeat)
-    torch.manual_seed(seed)
+    seeds = run_seeds(T, repeat)
+    torch.manual_seed(seeds["init"])
     clip, alpha = METHODS[method]
     model = VanillaRNN(6, config.hidden_size, 4)
-    model.load_weights(init_weights(config.init, 6, config.hidden_size, 4, torch.Generator().manual_seed(seed)))
-    data = torch.Generator().manual_seed(seed + 1)
+    model.load_weights(
+        init_weights(
+            config.init,
+            6,
+            config.hidden_size,
+            4,
+            torch.Generator().manual_seed(seeds["init"]),
+        )
+    )
+    data = torch.Generator().manual_seed(seeds["data"])
     start = time.perf_counter()
-    history = train(model, lambda: temporal_order(config.batch_size, T, data), config.updates, lr=config.lr,
-                    clip=clip, omega_weight=alpha, progress=False)
-    test_inputs, test_targets = temporal_order(config.n_test, T, torch.Generator().manual_seed(seed + 2))
-    error = 1.0 - accuracy(model, test_inputs, test_targets) if history.stopped is None else 1.0
-    return {"method": method, "T": T, "repeat": repeat, "seed": seed, "test_error": error,
-            "success": error < config.success_error, "updates_done": history.updates,
-            "stopped": history.stopped, "final_loss": history.loss[-1] if history.loss else None,
-            "seconds": round(time.perf_counter() - start, 1)}
+    history = train(
+        model,
+        lambda: temporal_order(config.batch_size, T, data),
+        config.updates,
+        lr=config.lr,
+        clip=clip,
+        omega_weight=alpha,
+        progress=False,
+    )
+    test_inputs, test_targets = temporal_order(
+        config.n_test, T, torch.Generator().manual_seed(seeds["test"])
+    )
+    error = (
+        1.0 - accuracy(model, test_inputs, test_targets)
+        if history.stopped is None
+        else 1.0
+    )
+    return {
+        "method": method,
+        "T": T,
+        "repeat": repeat,
+        "seeds": seeds,
+        "test_error": error,
+        "success": error < config.success_error,
+        "updates_done": history.updates,
+        "stopped": history.stopped,
+        "final_loss": history.loss[-1] if history.loss else None,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def _one_thread():
@@ -86,43 +141,85 @@ def _one_thread():
 
 def run(config, workers=2, progress=True):
     """Every (method, length, repeat) run of ``config``; returns the list of run dicts."""
-    jobs = [(config, m, T, r) for T in config.lengths for m in METHODS for r in range(config.repeats)]
-    jobs.sort(key=lambda job: -job[2])  # longest first, so the workers finish together
+    jobs = [
+        (config, m, T, r)
+        for T in config.lengths
+        for m in METHODS
+        for r in range(config.repeats)
+    ]
+    jobs.sort(
+        key=lambda job: -job[2]
+    )  # longest first, so the workers finish together
     if workers == 1:
         _one_thread()
         runs = [run_one(job) for job in jobs]
     else:
-        with multiprocessing.get_context("spawn").Pool(workers, initializer=_one_thread) as pool:
+        with multiprocessing.get_context("spawn").Pool(
+            workers, initializer=_one_thread
+        ) as pool:
             runs = []
             for result in pool.imap_unordered(run_one, jobs):
                 runs.append(result)
                 if progress:
-                    print(f"[{len(runs)}/{len(jobs)}] {result['method']:8s} T={result['T']:4d} "
-                          f"repeat {result['repeat']}: test error {result['test_error']:.3f} "
-                          f"({result['seconds']} s)", flush=True)
-    return sorted(runs, key=lambda r: (r["T"], list(METHODS).index(r["method"]), r["repeat"]))
+                    print(
+                        f"[{len(runs)}/{len(jobs)}] {result['method']:8s} T={result['T']:4d} "
+                        f"repeat {result['repeat']}: test error {result['test_error']:.3f} "
+                        f"({result['seconds']} s)",
+                        flush=True,
+                    )
+    return sorted(
+        runs,
+        key=lambda r: (r["T"], list(METHODS).index(r["method"]), r["repeat"]),
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="a seconds-long configuration, for tests")
-    parser.add_argument("--workers", type=int, default=2, help="processes, one thread each (default 2)")
-    parser.add_argument("--out", type=pathlib.Path, default=None,
-                        help="result file (default chapters/data/pascanu_temporal_order.json)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a seconds-long configuration, for tests",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="processes, one thread each (default 2)",
+    )
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        help="result file (default chapters/data/pascanu_temporal_order.json)",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"expected --workers >= 1, got {args.workers}")
     config = TINY if args.tiny else Config()
-    out = args.out or DATA / ("pascanu_tiny.json" if args.tiny else "pascanu_temporal_order.json")
+    out = args.out or data_dir() / (
+        "pascanu_tiny.json" if args.tiny else "pascanu_temporal_order.json"
+    )
+    try:
+        out = check_output_path(out)  # before the work, not after it
+    except ValueError as err:
+        parser.error(str(err))
     start = time.perf_counter()
     runs = run(config, workers=args.workers)
     seconds = time.perf_counter() - start
-    result = {"command": "python -m rnnbook.experiments.pascanu" + (" --tiny" if args.tiny else ""),
-              "workers": args.workers, "seconds": round(seconds, 1), "torch": torch.__version__,
-              "config": asdict(config), "methods": {m: {"clip": c, "alpha": a} for m, (c, a) in METHODS.items()},
-              "runs": runs}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    result = {
+        "command": "python -m rnnbook.experiments.pascanu"
+        + (" --tiny" if args.tiny else ""),
+        "workers": args.workers,
+        "seconds": round(seconds, 1),
+        "torch": torch.__version__,
+        "config": asdict(config),
+        "methods": {
+            m: {"clip": c, "alpha": a} for m, (c, a) in METHODS.items()
+        },
+        "seed_entropy": ENTROPY,
+        "runs": runs,
+    }
+    write_json_atomic(out, result)
     print(f"wrote {len(runs)} runs to {out} in {seconds:.0f} s")
     return 0
 

@@ -19,32 +19,40 @@ Two implementations of the gradients live here, as the style guide asks: full BP
 one backward sweep vectorised over the batch (:func:`state_gradients`, then one matrix
 product per parameter); truncated BPTT (:func:`bptt` with ``truncate=k``) walks back from
 every step separately, the slow but obviously-correct form of the definition. With
-``k >= T`` the two must agree, and ``tests/test_rnn.py`` checks that they do.
+``k >= T`` the two must agree, and ``tests/test_numpy_rnn.py`` checks that they do.
 """
 
 import numpy as np
 
-
 # --------------------------------------------------------------------------- checks
+
 
 def _array(name, value, ndim, shape_text):
     """``value`` as a float64 array with ``ndim`` dimensions and only finite entries."""
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"expected {name} to be a numeric array of shape {shape_text}, "
-                        f"got {type(value).__name__}") from err
+        raise TypeError(
+            f"expected {name} to be a numeric array of shape {shape_text}, "
+            f"got {type(value).__name__}"
+        ) from err
     if array.ndim != ndim:
-        raise ValueError(f"expected {name} of shape {shape_text} ({ndim} dims), got {array.shape}")
+        raise ValueError(
+            f"expected {name} of shape {shape_text} ({ndim} dims), got {array.shape}"
+        )
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"expected {name} of shape {shape_text} with finite values, "
-                         f"got {array.shape} containing NaN or inf")
+        raise ValueError(
+            f"expected {name} of shape {shape_text} with finite values, "
+            f"got {array.shape} containing NaN or inf"
+        )
     return array
 
 
 def _check_shape(name, array, expected, shape_text):
     if array.shape != tuple(expected):
-        raise ValueError(f"expected {name} of shape {shape_text} = {tuple(expected)}, got {array.shape}")
+        raise ValueError(
+            f"expected {name} of shape {shape_text} = {tuple(expected)}, got {array.shape}"
+        )
 
 
 def _check_params(xs, W_xh, W_hh, b):
@@ -63,7 +71,8 @@ def _check_params(xs, W_xh, W_hh, b):
 
 # --------------------------------------------------------------------------- forward
 
-def rnn_forward(xs, h0, W_xh, W_hh, b):
+
+def rnn_forward(W_xh, W_hh, b, xs, h0):
     """Run the vanilla RNN over a batch of sequences (equation ``ch1-rnn``).
 
     .. math::
@@ -71,11 +80,11 @@ def rnn_forward(xs, h0, W_xh, W_hh, b):
         h_t = \\tanh(W_{hh} h_{t-1} + W_{xh} x_t + b), \\qquad t = 1, \\dots, T.
 
     Args:
-        xs: inputs, shape ``(B, T, D)``.
-        h0: initial states, shape ``(B, H)``.
         W_xh: input-to-hidden matrix, shape ``(H, D)``.
         W_hh: hidden-to-hidden matrix, shape ``(H, H)``.
         b: bias, shape ``(H,)``.
+        xs: inputs, shape ``(B, T, D)``.
+        h0: initial states, shape ``(B, H)``.
 
     Returns:
         ``hs``, shape ``(B, T+1, H)``, with ``hs[:, 0] = h0`` and
@@ -90,7 +99,9 @@ def rnn_forward(xs, h0, W_xh, W_hh, b):
     _check_shape("h0", h0, (B, H), "(B, H)")
     hs = np.empty((B, T + 1, H))
     hs[:, 0] = h0
-    inputs = xs @ W_xh.T + b  # (B, T, H): the input part of every step, one matmul
+    inputs = (
+        xs @ W_xh.T + b
+    )  # (B, T, H): the input part of every step, one matmul
     for t in range(1, T + 1):
         hs[:, t] = np.tanh(inputs[:, t - 1] + hs[:, t - 1] @ W_hh.T)
     return hs
@@ -98,12 +109,13 @@ def rnn_forward(xs, h0, W_xh, W_hh, b):
 
 # --------------------------------------------------------------------------- backward
 
-def step_jacobian(h_t, W_hh):
+
+def step_jacobian(W_hh, h_t):
     """The Jacobian of one transition, ``dh_t/dh_{t-1} = diag(1 - h_t^2) W_hh`` (``ch1-jacobian``).
 
     Args:
-        h_t: the states after the transition, shape ``(B, H)``.
         W_hh: hidden-to-hidden matrix, shape ``(H, H)``.
+        h_t: the states after the transition, shape ``(B, H)``.
 
     Returns:
         ``J``, shape ``(B, H, H)``, with ``J[n, i, j] = d h_t[n, i] / d h_{t-1}[n, j]``.
@@ -114,7 +126,7 @@ def step_jacobian(h_t, W_hh):
     return (1.0 - h_t**2)[:, :, None] * W_hh[None, :, :]  # (B, H, H)
 
 
-def state_gradients(hs, W_hh, dhs):
+def state_gradients(W_hh, hs, dhs):
     """Total gradient of the loss with respect to every state (equation ``ch1-recursion``).
 
     .. math::
@@ -126,8 +138,8 @@ def state_gradients(hs, W_hh, dhs):
     one backward sweep from ``t = T`` to ``t = 1``; there is no loss term at ``h_0``.
 
     Args:
-        hs: states from :func:`rnn_forward`, shape ``(B, T+1, H)``.
         W_hh: hidden-to-hidden matrix, shape ``(H, H)``.
+        hs: states from :func:`rnn_forward`, shape ``(B, T+1, H)``.
         dhs: per-step loss gradients ``dL_t/dh_t``, shape ``(B, T, H)``.
 
     Returns:
@@ -143,13 +155,17 @@ def state_gradients(hs, W_hh, dhs):
     grads[:, -1] = dhs[:, -1]
     for t in range(T1 - 1, 0, -1):
         da = grads[:, t] * (1.0 - hs[:, t] ** 2)  # (B, H): through tanh
-        grads[:, t - 1] = da @ W_hh  # (B, H): through W_hh (row-vector form of W_hh^T da)
+        grads[:, t - 1] = (
+            da @ W_hh
+        )  # (B, H): through W_hh (row-vector form of W_hh^T da)
         if t > 1:
-            grads[:, t - 1] += dhs[:, t - 2]  # the loss term of step t-1 itself
+            grads[:, t - 1] += dhs[
+                :, t - 2
+            ]  # the loss term of step t-1 itself
     return grads
 
 
-def _truncated_preactivation_grads(hs, W_hh, dhs, k):
+def _truncated_preactivation_grads(W_hh, hs, dhs, k):
     """``da`` (B, T, H) and ``dh0`` (B, H) of truncated BPTT, one loss term at a time.
 
     The term of step ``t`` walks back through the transitions ``t, t-1, ..., max(1, t-k+1)``
@@ -171,7 +187,7 @@ def _truncated_preactivation_grads(hs, W_hh, dhs, k):
     return da_sum, dh0
 
 
-def bptt(xs, hs, W_xh, W_hh, b, dhs, truncate=None):
+def bptt(W_xh, W_hh, b, xs, hs, dhs, truncate=None):
     """Gradients of ``L = sum_t L_t`` for the RNN of :func:`rnn_forward` (eqs. ``ch1-grad-Whh``-``ch1-grad-b``).
 
     Each parameter's gradient is a sum over time of "immediate" terms, as in
@@ -194,9 +210,9 @@ def bptt(xs, hs, W_xh, W_hh, b, dhs, truncate=None):
     ``k >= T`` it equals full BPTT.
 
     Args:
+        W_xh, W_hh, b: the parameters, shapes ``(H, D)``, ``(H, H)``, ``(H,)``.
         xs: inputs, shape ``(B, T, D)``.
         hs: states from :func:`rnn_forward`, shape ``(B, T+1, H)``.
-        W_xh, W_hh, b: the parameters, shapes ``(H, D)``, ``(H, H)``, ``(H,)``.
         dhs: ``dL_t/dh_t`` from the per-step losses only, shape ``(B, T, H)``.
         truncate: ``None`` for full BPTT, or a positive int ``k``.
 
@@ -213,16 +229,23 @@ def bptt(xs, hs, W_xh, W_hh, b, dhs, truncate=None):
     _check_shape("hs", hs, (B, T + 1, H), "(B, T+1, H)")
     dhs = _array("dhs", dhs, 3, "(B, T, H)")
     _check_shape("dhs", dhs, (B, T, H), "(B, T, H)")
-    if truncate is not None and (not isinstance(truncate, (int, np.integer))
-                                 or isinstance(truncate, bool) or truncate < 1):
-        raise ValueError(f"expected truncate to be None or a positive int, got {truncate!r}")
+    if truncate is not None and (
+        not isinstance(truncate, (int, np.integer))
+        or isinstance(truncate, bool)
+        or truncate < 1
+    ):
+        raise ValueError(
+            f"expected truncate to be None or a positive int, got {truncate!r}"
+        )
 
     if truncate is None:
-        dh = state_gradients(hs, W_hh, dhs)  # (B, T+1, H)
-        da = dh[:, 1:] * (1.0 - hs[:, 1:] ** 2)  # (B, T, H): delta_t for every step
+        dh = state_gradients(W_hh, hs, dhs)  # (B, T+1, H)
+        da = dh[:, 1:] * (
+            1.0 - hs[:, 1:] ** 2
+        )  # (B, T, H): delta_t for every step
         dh0 = dh[:, 0]  # (B, H)
     else:
-        da, dh0 = _truncated_preactivation_grads(hs, W_hh, dhs, int(truncate))
+        da, dh0 = _truncated_preactivation_grads(W_hh, hs, dhs, int(truncate))
 
     # The sums over time (and batch) of eqs. ch1-grad-Whh .. ch1-grad-b, one matmul each.
     da_flat = da.reshape(B * T, H)

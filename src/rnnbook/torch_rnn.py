@@ -70,11 +70,19 @@ def init_weights(scheme, input_size, hidden_size, output_size, generator):
         ``W_hy (O, H)``, ``b_y (O,)``.
     """
     if scheme not in SCHEMES:
-        raise ValueError(f"expected scheme to be one of {sorted(SCHEMES)}, got {scheme!r}")
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size)):
+        raise ValueError(
+            f"expected scheme to be one of {sorted(SCHEMES)}, got {scheme!r}"
+        )
+    for name, value in (
+        ("input_size", input_size),
+        ("hidden_size", hidden_size),
+        ("output_size", output_size),
+    ):
         check_positive_int(name, value)
     if not isinstance(generator, torch.Generator):
-        raise TypeError(f"expected generator to be a torch.Generator, got {type(generator).__name__}")
+        raise TypeError(
+            f"expected generator to be a torch.Generator, got {type(generator).__name__}"
+        )
     D, H, O = input_size, hidden_size, output_size
 
     def normal(std, *shape):
@@ -82,8 +90,13 @@ def init_weights(scheme, input_size, hidden_size, output_size, generator):
 
     if scheme in ("sigmoid", "basic_tanh"):
         std = 0.01 if scheme == "sigmoid" else 0.1
-        return {"W_xh": normal(std, H, D), "W_hh": normal(std, H, H), "b": torch.zeros(H),
-                "W_hy": normal(std, O, H), "b_y": torch.zeros(O)}
+        return {
+            "W_xh": normal(std, H, D),
+            "W_hh": normal(std, H, H),
+            "b": torch.zeros(H),
+            "W_hy": normal(std, O, H),
+            "b_y": torch.zeros(O),
+        }
     if scheme == "smart_tanh":
         fan_in = min(15, H)
         W_hh = torch.zeros(H, H)
@@ -93,11 +106,18 @@ def init_weights(scheme, input_size, hidden_size, output_size, generator):
         W_hh *= 0.95 / spectral_radius(W_hh)
     elif scheme == "orthogonal":
         Q, R = torch.linalg.qr(normal(1.0, H, H))
-        W_hh = Q * torch.sign(torch.diagonal(R))  # the sign fix makes Q uniformly distributed
+        W_hh = Q * torch.sign(
+            torch.diagonal(R)
+        )  # the sign fix makes Q uniformly distributed
     else:  # identity
         W_hh = torch.eye(H)
-    return {"W_xh": normal(0.01, H, D), "W_hh": W_hh, "b": torch.zeros(H),
-            "W_hy": normal(0.01, O, H), "b_y": torch.zeros(O)}
+    return {
+        "W_xh": normal(0.01, H, D),
+        "W_hh": W_hh,
+        "b": torch.zeros(H),
+        "W_hy": normal(0.01, O, H),
+        "b_y": torch.zeros(O),
+    }
 
 
 class VanillaRNN(nn.Module):
@@ -114,14 +134,27 @@ class VanillaRNN(nn.Module):
         ``y (B, O)`` and the states ``hs (B, T+1, H)`` with ``hs[:, 0] = h_0 = 0``.
     """
 
-    def __init__(self, input_size, hidden_size, output_size, nonlinearity="tanh"):
+    def __init__(
+        self, input_size, hidden_size, output_size, nonlinearity="tanh"
+    ):
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size)):
+        for name, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("output_size", output_size),
+        ):
             check_positive_int(name, value)
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}")
+            raise ValueError(
+                f"expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}"
+            )
         self.nonlinearity = nonlinearity
-        self.rnn = nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, batch_first=True)
+        self.rnn = nn.RNN(
+            input_size,
+            hidden_size,
+            nonlinearity=nonlinearity,
+            batch_first=True,
+        )
         self.readout = nn.Linear(hidden_size, output_size)
 
     @property
@@ -131,11 +164,27 @@ class VanillaRNN(nn.Module):
 
     def load_weights(self, weights):
         """Copy a dict from :func:`init_weights` into the module (``b`` goes to ``bias_ih``); return the module."""
-        D, H, O = self.rnn.input_size, self.rnn.hidden_size, self.readout.out_features
-        expected = {"W_xh": (H, D), "W_hh": (H, H), "b": (H,), "W_hy": (O, H), "b_y": (O,)}
+        D, H, O = (
+            self.rnn.input_size,
+            self.rnn.hidden_size,
+            self.readout.out_features,
+        )
+        expected = {
+            "W_xh": (H, D),
+            "W_hh": (H, H),
+            "b": (H,),
+            "W_hy": (O, H),
+            "b_y": (O,),
+        }
         if not isinstance(weights, dict) or set(weights) != set(expected):
-            got = sorted(weights) if isinstance(weights, dict) else type(weights).__name__
-            raise ValueError(f"expected a dict with keys {sorted(expected)}, got {got}")
+            got = (
+                sorted(weights)
+                if isinstance(weights, dict)
+                else type(weights).__name__
+            )
+            raise ValueError(
+                f"expected a dict with keys {sorted(expected)}, got {got}"
+            )
         for name, shape in expected.items():
             check_shape(name, weights[name], shape)
         with torch.no_grad():
@@ -148,10 +197,22 @@ class VanillaRNN(nn.Module):
         return self
 
     def forward(self, x):
-        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.rnn.input_size:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"expected x of shape (B, T, D) with D={self.rnn.input_size}, got {shape}")
+        if (
+            not isinstance(x, torch.Tensor)
+            or x.dim() != 3
+            or x.shape[-1] != self.rnn.input_size
+        ):
+            shape = (
+                tuple(x.shape)
+                if isinstance(x, torch.Tensor)
+                else type(x).__name__
+            )
+            raise ValueError(
+                f"expected x of shape (B, T, D) with D={self.rnn.input_size}, got {shape}"
+            )
         out, _ = self.rnn(x)  # (B, T, H): h_1 .. h_T
         h0 = out.new_zeros(out.shape[0], 1, out.shape[2])
         hs = torch.cat([h0, out], dim=1)  # (B, T+1, H)
-        return self.readout(hs[:, -1]), hs  # y read from hs, so autograd sees dE/dhs
+        return self.readout(
+            hs[:, -1]
+        ), hs  # y read from hs, so autograd sees dE/dhs

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m rnnbook.notebooks chapters/01_bptt.ipynb [more.ipynb ...]
-    python -m rnnbook.notebooks --all
+    python -m booktools.notebooks chapters/01_bptt.ipynb [more.ipynb ...]
+    python -m booktools.notebooks --all
 
 Each notebook runs top to bottom on a fresh kernel with its own folder as the
 working directory; its outputs are written back into the file, and the seconds
@@ -19,7 +19,7 @@ import time
 import nbformat
 from nbclient import NotebookClient
 
-CHAPTERS = pathlib.Path(__file__).resolve().parents[2] / "chapters"
+from booktools import find_root
 
 
 def execute_notebook(path, timeout=600, write=True):
@@ -35,10 +35,14 @@ def execute_notebook(path, timeout=600, write=True):
     """
     path = pathlib.Path(path)
     if path.suffix != ".ipynb" or not path.is_file():
-        raise ValueError(f"expected an existing .ipynb file, got {str(path)!r}")
+        raise ValueError(
+            f"expected an existing .ipynb file, got {str(path)!r}"
+        )
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3",
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
     start = time.perf_counter()
@@ -52,9 +56,20 @@ def execute_notebook(path, timeout=600, write=True):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebooks to execute")
-    parser.add_argument("--all", action="store_true", help="every chapters/*.ipynb")
+    parser.add_argument(
+        "--all", action="store_true", help="every chapters/*.ipynb"
+    )
+    parser.add_argument(
+        "--root",
+        type=pathlib.Path,
+        default=None,
+        help="the book's repository, for --all (default: the one around the current folder)",
+    )
     args = parser.parse_args(argv)
-    paths = sorted(CHAPTERS.glob("*.ipynb")) if args.all else [pathlib.Path(p) for p in args.notebooks]
+    if args.all:
+        paths = sorted((find_root(args.root) / "chapters").glob("*.ipynb"))
+    else:
+        paths = [pathlib.Path(p) for p in args.notebooks]
     if not paths:
         parser.error("name at least one notebook, or pass --all")
     for path in paths:

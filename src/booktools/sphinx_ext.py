@@ -1,6 +1,6 @@
 """The book's own Sphinx extension: fixes to the HTML that Jupyter Book 1.x emits.
 
-Loaded from ``_config.yml`` (``sphinx: extra_extensions: [rnnbook.sphinx_ext]``).
+Loaded from ``_config.yml`` (``sphinx: extra_extensions: [booktools.sphinx_ext]``).
 
 1. **Each inline script once.** Sphinx 7.4 registers an inline script added by an
    extension after the builder starts (sphinx-thebe's ``const THEBE_JS_URL = ...``,
@@ -43,11 +43,15 @@ _SOLUTION_BLOCK = re.compile(
 
 # ------------------------------------------------------------- 1. inline scripts once
 
+
 def _script_key(script):
     """What makes two script entries the same script, with ``None`` and ``''`` alike."""
     filename = getattr(script, "filename", script) or ""
     attributes = getattr(script, "attributes", {})
-    return (str(filename), tuple(sorted((k, str(v)) for k, v in attributes.items())))
+    return (
+        str(filename),
+        tuple(sorted((k, str(v)) for k, v in attributes.items())),
+    )
 
 
 def drop_repeated_scripts(app, pagename, templatename, context, doctree):
@@ -66,13 +70,17 @@ def drop_repeated_scripts(app, pagename, templatename, context, doctree):
 
 # ----------------------------------------------------------- 2. bibliography list items
 
+
 def citations_as_list_items(app, pagename, templatename, context, doctree):
     """``html-page-context`` handler: ``role="doc-biblioentry"`` -> ``role="listitem"``."""
     if "body" in context:
-        context["body"] = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
+        context["body"] = context["body"].replace(
+            'role="doc-biblioentry"', 'role="listitem"'
+        )
 
 
 # ------------------------------------------------------- 3. solutions in the student edition
+
 
 def _hiding_solutions(app):
     """Whether this is the student edition (sphinx-exercise's ``hide_solutions`` is set)."""
@@ -113,22 +121,38 @@ def remove_solution_cells(app, doctree):
     """``doctree-read`` handler: drop notebook cells tagged ``solution`` (student edition only)."""
     if not _hiding_solutions(app):
         return
-    tagged = [node for node in doctree.findall(nodes.container)
-              if f"tag_{SOLUTION_TAG}" in node.get("classes", [])]
+    tagged = [
+        node
+        for node in doctree.findall(nodes.container)
+        if f"tag_{SOLUTION_TAG}" in node.get("classes", [])
+    ]
     for node in tagged:
         node.parent.remove(node)
 
 
 def strip_copied_sources(app, exception):
     """``build-finished`` handler: rewrite ``_sources/`` without solutions (student edition only)."""
-    if exception is not None or not _hiding_solutions(app) or app.builder.format != "html":
+    if (
+        exception is not None
+        or not _hiding_solutions(app)
+        or app.builder.format != "html"
+    ):
         return
     sources = pathlib.Path(app.outdir) / "_sources"
     for path in sources.rglob("*.ipynb"):
         notebook = json.loads(path.read_text(encoding="utf-8"))
-        path.write_text(json.dumps(strip_solutions_from_notebook(notebook), indent=1,
-                                   ensure_ascii=False) + "\n", encoding="utf-8")
-    for path in sources.rglob("*.md*"):  # Sphinx copies foo.md as foo.md or foo.md.txt
+        path.write_text(
+            json.dumps(
+                strip_solutions_from_notebook(notebook),
+                indent=1,
+                ensure_ascii=False,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+    for path in sources.rglob(
+        "*.md*"
+    ):  # Sphinx copies foo.md as foo.md or foo.md.txt
         text = path.read_text(encoding="utf-8")
         stripped = strip_solution_text(text)
         if stripped != text:

@@ -1,31 +1,48 @@
-"""rnnbook.vanilla against Chapter 1's NumPy RNN, and its initializations against their recipes."""
+"""rnnbook.torch_rnn against Chapter 1's NumPy RNN, and its initializations against their recipes."""
 
 import numpy as np
 import pytest
 import torch
 
-from rnnbook.rnn import rnn_forward
-from rnnbook.vanilla import SCHEMES, VanillaRNN, init_weights, spectral_radius
+from rnnbook.numpy_rnn import rnn_forward
+from rnnbook.torch_rnn import (
+    SCHEMES,
+    VanillaRNN,
+    init_weights,
+    spectral_radius,
+)
 
 
 def test_forward_equals_chapter_1_rnn_and_reads_the_last_state():
-    weights = init_weights("basic_tanh", 3, 7, 2, torch.Generator().manual_seed(0))
+    weights = init_weights(
+        "basic_tanh", 3, 7, 2, torch.Generator().manual_seed(0)
+    )
     weights["b"] = 0.3 * torch.ones(7)
     model = VanillaRNN(3, 7, 2).load_weights(weights).double()
     xs = torch.randn(4, 9, 3, dtype=torch.float64)
     y, hs = model(xs)
-    expected = rnn_forward(xs.numpy(), np.zeros((4, 7)), *(weights[k].double().numpy() for k in ("W_xh", "W_hh", "b")))
-    np.testing.assert_allclose(hs.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(y, hs[:, -1] @ weights["W_hy"].double().T + weights["b_y"].double())
+    params = (weights[k].double().numpy() for k in ("W_xh", "W_hh", "b"))
+    expected = rnn_forward(*params, xs.numpy(), np.zeros((4, 7)))
+    np.testing.assert_allclose(
+        hs.detach().numpy(), expected, rtol=1e-12, atol=1e-12
+    )
+    torch.testing.assert_close(
+        y, hs[:, -1] @ weights["W_hy"].double().T + weights["b_y"].double()
+    )
 
 
 def test_forward_rejects_wrong_input_size():
-    with pytest.raises(ValueError, match=r"expected x of shape \(B, T, D\) with D=3, got \(2, 5, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected x of shape \(B, T, D\) with D=3, got \(2, 5, 4\)",
+    ):
         VanillaRNN(3, 4, 2)(torch.zeros(2, 5, 4))
 
 
 def test_smart_tanh_has_15_incoming_weights_per_unit_and_spectral_radius_095():
-    W_hh = init_weights("smart_tanh", 6, 50, 4, torch.Generator().manual_seed(0))["W_hh"]
+    W_hh = init_weights(
+        "smart_tanh", 6, 50, 4, torch.Generator().manual_seed(0)
+    )["W_hh"]
     assert torch.all((W_hh != 0).sum(dim=1) == 15)
     assert spectral_radius(W_hh) == pytest.approx(0.95, rel=1e-5)
 
@@ -34,10 +51,17 @@ def test_orthogonal_identity_and_gaussian_schemes():
     g = torch.Generator().manual_seed(0)
     Q = init_weights("orthogonal", 6, 50, 4, g)["W_hh"]
     torch.testing.assert_close(Q.T @ Q, torch.eye(50), atol=1e-5, rtol=0)
-    assert torch.equal(init_weights("identity", 6, 50, 4, g)["W_hh"], torch.eye(50))
+    assert torch.equal(
+        init_weights("identity", 6, 50, 4, g)["W_hh"], torch.eye(50)
+    )
     for scheme, std in (("sigmoid", 0.01), ("basic_tanh", 0.1)):
-        W_hh = init_weights(scheme, 6, 200, 4, g)["W_hh"]  # 40,000 draws: the sample std is within 2%
-        assert W_hh.std().item() == pytest.approx(std, rel=0.02) and abs(W_hh.mean().item()) < 0.05 * std
+        W_hh = init_weights(scheme, 6, 200, 4, g)[
+            "W_hh"
+        ]  # 40,000 draws: the sample std is within 2%
+        assert (
+            W_hh.std().item() == pytest.approx(std, rel=0.02)
+            and abs(W_hh.mean().item()) < 0.05 * std
+        )
     assert set(SCHEMES.values()) == {"sigmoid", "tanh", "relu"}
 
 
@@ -48,8 +72,12 @@ def test_unknown_scheme_is_rejected():
 
 def test_spectral_radius_equals_numpy_and_rejects_non_square():
     W = torch.randn(7, 7, generator=torch.Generator().manual_seed(4))
-    assert spectral_radius(W) == pytest.approx(np.abs(np.linalg.eigvals(W.double().numpy())).max(), rel=1e-12)
-    with pytest.raises(ValueError, match=r"expected W of shape \(3, 3\), got \(3, 4\)"):
+    assert spectral_radius(W) == pytest.approx(
+        np.abs(np.linalg.eigvals(W.double().numpy())).max(), rel=1e-12
+    )
+    with pytest.raises(
+        ValueError, match=r"expected W of shape \(3, 3\), got \(3, 4\)"
+    ):
         spectral_radius(torch.zeros(3, 4))
 
 
@@ -60,7 +88,11 @@ def test_bad_sizes_generator_and_weights_are_rejected():
         init_weights("orthogonal", 2, 3, 1, generator=0)
     weights = init_weights("orthogonal", 2, 3, 1, torch.Generator())
     with pytest.raises(ValueError, match="keys"):
-        VanillaRNN(2, 3, 1).load_weights({k: v for k, v in weights.items() if k != "b"})
+        VanillaRNN(2, 3, 1).load_weights(
+            {k: v for k, v in weights.items() if k != "b"}
+        )
     weights["W_hh"] = torch.zeros(3, 4)
-    with pytest.raises(ValueError, match=r"expected W_hh of shape \(3, 3\), got \(3, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"expected W_hh of shape \(3, 3\), got \(3, 4\)"
+    ):
         VanillaRNN(2, 3, 1).load_weights(weights)

@@ -1,11 +1,11 @@
-"""rnnbook.rnn against torch (forward and autograd, float64), central finite differences,
+"""rnnbook.numpy_rnn against torch (forward and autograd, float64), central finite differences,
 and an independent autograd construction of the truncated gradient."""
 
 import numpy as np
 import pytest
 import torch
 
-from rnnbook.rnn import bptt, rnn_forward, state_gradients, step_jacobian
+from rnnbook.numpy_rnn import bptt, rnn_forward, state_gradients, step_jacobian
 
 B, T, D, H = 2, 6, 3, 4
 KEYS = ("W_xh", "W_hh", "b", "h0")
@@ -25,11 +25,21 @@ def _problem(seed=0, scale=1.0):
 
 def _torch_states(p, requires_grad=True, detach_before=None):
     """States as a list of torch tensors; if ``detach_before=s``, h_{s} is cut from its past."""
-    t = {k: torch.tensor(v, requires_grad=requires_grad and k != "xs") for k, v in p.items() if k != "dhs"}
+    t = {
+        k: torch.tensor(v, requires_grad=requires_grad and k != "xs")
+        for k, v in p.items()
+        if k != "dhs"
+    }
     hs = [t["h0"]]
     for step in range(1, T + 1):
         prev = hs[-1].detach() if detach_before == step - 1 else hs[-1]
-        hs.append(torch.tanh(t["xs"][:, step - 1] @ t["W_xh"].T + prev @ t["W_hh"].T + t["b"]))
+        hs.append(
+            torch.tanh(
+                t["xs"][:, step - 1] @ t["W_xh"].T
+                + prev @ t["W_hh"].T
+                + t["b"]
+            )
+        )
     return t, hs
 
 
@@ -44,10 +54,14 @@ def _truncated_torch_grads(p, k):
     """Truncated gradient built term by term: for step t, a graph cut k steps back."""
     total = {key: np.zeros_like(p[key]) for key in KEYS}
     for t_step in range(1, T + 1):
-        cut = t_step - k  # h_{cut} is a leaf for this term; no cut if it would be before h_0
+        cut = (
+            t_step - k
+        )  # h_{cut} is a leaf for this term; no cut if it would be before h_0
         t, hs = _torch_states(p, detach_before=cut if cut >= 1 else None)
         term = (hs[t_step] * torch.tensor(p["dhs"][:, t_step - 1])).sum()
-        grads = torch.autograd.grad(term, [t[key] for key in KEYS], allow_unused=True)
+        grads = torch.autograd.grad(
+            term, [t[key] for key in KEYS], allow_unused=True
+        )
         for key, g in zip(KEYS, grads):
             if g is not None:
                 total[key] += g.numpy()
@@ -55,8 +69,8 @@ def _truncated_torch_grads(p, k):
 
 
 def _call(p, **kwargs):
-    hs = rnn_forward(p["xs"], p["h0"], p["W_xh"], p["W_hh"], p["b"])
-    return bptt(p["xs"], hs, p["W_xh"], p["W_hh"], p["b"], p["dhs"], **kwargs)
+    hs = rnn_forward(p["W_xh"], p["W_hh"], p["b"], p["xs"], p["h0"])
+    return bptt(p["W_xh"], p["W_hh"], p["b"], p["xs"], hs, p["dhs"], **kwargs)
 
 
 def _rel_err(a, b):
@@ -72,7 +86,7 @@ def test_forward_matches_torch_rnn():
         rnn.bias_ih_l0.copy_(torch.tensor(p["b"]))
         rnn.bias_hh_l0.zero_()
         out, _ = rnn(torch.tensor(p["xs"]), torch.tensor(p["h0"])[None])
-    hs = rnn_forward(p["xs"], p["h0"], p["W_xh"], p["W_hh"], p["b"])
+    hs = rnn_forward(p["W_xh"], p["W_hh"], p["b"], p["xs"], p["h0"])
     assert hs.shape == (B, T + 1, H)
     np.testing.assert_array_equal(hs[:, 0], p["h0"])
     np.testing.assert_allclose(hs[:, 1:], out.numpy(), rtol=0, atol=1e-13)
@@ -93,7 +107,7 @@ def test_full_bptt_matches_finite_differences():
     eps = 1e-6
 
     def loss(q):
-        hs = rnn_forward(q["xs"], q["h0"], q["W_xh"], q["W_hh"], q["b"])
+        hs = rnn_forward(q["W_xh"], q["W_hh"], q["b"], q["xs"], q["h0"])
         return np.sum(hs[:, 1:] * q["dhs"])
 
     for key in KEYS:
@@ -139,20 +153,25 @@ def test_state_gradients_and_jacobian_match_autograd():
     for h in hs:
         h.retain_grad()
     (torch.stack(hs[1:], dim=1) * torch.tensor(p["dhs"])).sum().backward()
-    ours_hs = rnn_forward(p["xs"], p["h0"], p["W_xh"], p["W_hh"], p["b"])
-    grads = state_gradients(ours_hs, p["W_hh"], p["dhs"])
+    ours_hs = rnn_forward(p["W_xh"], p["W_hh"], p["b"], p["xs"], p["h0"])
+    grads = state_gradients(p["W_hh"], ours_hs, p["dhs"])
     for step in range(T + 1):
         assert _rel_err(grads[:, step], hs[step].grad.numpy()) < 1e-10
-    J = step_jacobian(ours_hs[:, 3], p["W_hh"])
+    J = step_jacobian(p["W_hh"], ours_hs[:, 3])
     for n in range(B):
         ref = torch.autograd.functional.jacobian(
-            lambda h: torch.tanh(t["xs"][n, 2].detach() @ t["W_xh"].detach().T + h @ t["W_hh"].detach().T
-                                 + t["b"].detach()),
-            torch.tensor(ours_hs[n, 2]))
+            lambda h: torch.tanh(
+                t["xs"][n, 2].detach() @ t["W_xh"].detach().T
+                + h @ t["W_hh"].detach().T
+                + t["b"].detach()
+            ),
+            torch.tensor(ours_hs[n, 2]),
+        )
         np.testing.assert_allclose(J[n], ref.numpy(), rtol=0, atol=1e-13)
 
 
 # ------------------------------------------------------------------ bad input
+
 
 def _bad(name, value):
     p = _problem()
@@ -160,36 +179,58 @@ def _bad(name, value):
     return p
 
 
-@pytest.mark.parametrize("name,value,expected", [
-    ("xs", np.zeros((B, D)), "(B, T, D)"),
-    ("h0", np.zeros((B, H, 1)), "(B, H)"),
-    ("W_xh", np.zeros((H,)), "(H, D)"),
-    ("W_hh", np.zeros((H, H, 1)), "(H, H)"),
-    ("b", np.zeros((H, 1)), "(H,)"),
-    ("h0", np.zeros((B + 1, H)), "(B, H)"),
-    ("W_xh", np.zeros((H, D + 1)), "(H, D)"),
-    ("W_hh", np.zeros((H, H + 1)), "(H, H)"),
-    ("b", np.zeros(H + 1), "(H,)"),
-    ("xs", np.full((B, T, D), np.nan), "(B, T, D)"),
-    ("h0", np.full((B, H), np.inf), "(B, H)"),
-    ("W_hh", np.full((H, H), -np.inf), "(H, H)"),
-])
+@pytest.mark.parametrize(
+    "name,value,expected",
+    [
+        ("xs", np.zeros((B, D)), "(B, T, D)"),
+        ("h0", np.zeros((B, H, 1)), "(B, H)"),
+        ("W_xh", np.zeros((H,)), "(H, D)"),
+        ("W_hh", np.zeros((H, H, 1)), "(H, H)"),
+        ("b", np.zeros((H, 1)), "(H,)"),
+        ("h0", np.zeros((B + 1, H)), "(B, H)"),
+        ("W_xh", np.zeros((H, D + 1)), "(H, D)"),
+        ("W_hh", np.zeros((H, H + 1)), "(H, H)"),
+        ("b", np.zeros(H + 1), "(H,)"),
+        ("xs", np.full((B, T, D), np.nan), "(B, T, D)"),
+        ("h0", np.full((B, H), np.inf), "(B, H)"),
+        ("W_hh", np.full((H, H), -np.inf), "(H, H)"),
+    ],
+)
 def test_forward_rejects_bad_input(name, value, expected):
     p = _bad(name, value)
     with pytest.raises(ValueError) as info:
-        rnn_forward(p["xs"], p["h0"], p["W_xh"], p["W_hh"], p["b"])
+        rnn_forward(p["W_xh"], p["W_hh"], p["b"], p["xs"], p["h0"])
     message = str(info.value)
-    assert name in message and expected in message and str(np.shape(value)) in message
+    assert (
+        name in message
+        and expected in message
+        and str(np.shape(value)) in message
+    )
 
 
-@pytest.mark.parametrize("name,shape", [
-    ("hs", (B, T, H)), ("hs", (B, T + 1)), ("dhs", (B, T + 1, H)), ("dhs", (B, T)),
-    ("xs", (B, T, D, 1)), ("W_xh", (H + 1, D)), ("b", (H - 1,)),
-])
+@pytest.mark.parametrize(
+    "name,shape",
+    [
+        ("hs", (B, T, H)),
+        ("hs", (B, T + 1)),
+        ("dhs", (B, T + 1, H)),
+        ("dhs", (B, T)),
+        ("xs", (B, T, D, 1)),
+        ("W_xh", (H + 1, D)),
+        ("b", (H - 1,)),
+    ],
+)
 def test_bptt_rejects_bad_shapes(name, shape):
     p = _problem()
-    hs = rnn_forward(p["xs"], p["h0"], p["W_xh"], p["W_hh"], p["b"])
-    args = {"xs": p["xs"], "hs": hs, "W_xh": p["W_xh"], "W_hh": p["W_hh"], "b": p["b"], "dhs": p["dhs"]}
+    hs = rnn_forward(p["W_xh"], p["W_hh"], p["b"], p["xs"], p["h0"])
+    args = {
+        "xs": p["xs"],
+        "hs": hs,
+        "W_xh": p["W_xh"],
+        "W_hh": p["W_hh"],
+        "b": p["b"],
+        "dhs": p["dhs"],
+    }
     args[name] = np.zeros(shape)
     with pytest.raises(ValueError, match=name) as info:
         bptt(**args)
@@ -199,8 +240,15 @@ def test_bptt_rejects_bad_shapes(name, shape):
 @pytest.mark.parametrize("name", ["hs", "dhs"])
 def test_bptt_rejects_non_finite(name):
     p = _problem()
-    hs = rnn_forward(p["xs"], p["h0"], p["W_xh"], p["W_hh"], p["b"])
-    args = {"xs": p["xs"], "hs": hs, "W_xh": p["W_xh"], "W_hh": p["W_hh"], "b": p["b"], "dhs": p["dhs"]}
+    hs = rnn_forward(p["W_xh"], p["W_hh"], p["b"], p["xs"], p["h0"])
+    args = {
+        "xs": p["xs"],
+        "hs": hs,
+        "W_xh": p["W_xh"],
+        "W_hh": p["W_hh"],
+        "b": p["b"],
+        "dhs": p["dhs"],
+    }
     args[name] = args[name].copy()
     args[name][0, 1, 2] = np.nan
     with pytest.raises(ValueError, match=f"expected {name} .*finite"):
@@ -218,4 +266,4 @@ def test_bptt_rejects_bad_truncate(truncate):
 def test_non_numeric_input_is_a_type_error():
     p = _problem()
     with pytest.raises(TypeError, match="xs"):
-        rnn_forward("not an array", p["h0"], p["W_xh"], p["W_hh"], p["b"])
+        rnn_forward(p["W_xh"], p["W_hh"], p["b"], "not an array", p["h0"])

@@ -1,0 +1,83 @@
+"""What every experiment script shares: where results go, and writing them safely.
+
+Results are JSON files in the repository's ``chapters/data/``, which the package
+also ships as :mod:`rnnbook.data`, so a chapter opened alone (on Colab, say) reads
+them with :func:`load_result` from the installed package.
+"""
+
+import json
+import os
+import pathlib
+import tempfile
+from importlib import resources
+
+
+def data_dir():
+    """The folder that holds the experiments' result files (``chapters/data/``)."""
+    return pathlib.Path(str(resources.files("rnnbook.data")))
+
+
+def load_result(name):
+    """The parsed result file ``name`` (e.g. ``"pascanu_temporal_order.json"``)."""
+    if not isinstance(name, str) or not name.endswith(".json") or "/" in name:
+        raise ValueError(
+            f"expected a result file name such as 'pascanu_temporal_order.json', got {name!r}"
+        )
+    path = resources.files("rnnbook.data") / name
+    if not path.is_file():
+        available = sorted(
+            p.name
+            for p in resources.files("rnnbook.data").iterdir()
+            if p.name.endswith(".json")
+        )
+        raise FileNotFoundError(
+            f"no result file {name!r} in rnnbook.data; available: {available}"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def check_output_path(path):
+    """Fail now, before hours of work, if ``path`` cannot take the result file.
+
+    The folder is created if needed; a probe file is written and removed in it.
+    Returns ``path`` as a :class:`pathlib.Path`.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"expected --out to be a file path, got the folder {str(path)!r}"
+        )
+    if path.suffix != ".json":
+        raise ValueError(f"expected --out to end in .json, got {str(path)!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".probe-"):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"cannot write the result file {str(path)!r}: {err}"
+        ) from err
+    return path
+
+
+def write_json_atomic(path, obj):
+    """Write ``obj`` as JSON to ``path`` so that ``path`` is never half-written.
+
+    The text goes to a temporary file in the same folder, is flushed to disk, and
+    then replaces ``path`` in one :func:`os.replace`; if anything fails on the way,
+    the old file (if any) is untouched and the temporary file is removed.
+    """
+    path = pathlib.Path(path)
+    text = json.dumps(obj, indent=1) + "\n"
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise

@@ -3,6 +3,8 @@ state gradients against autograd, and the experiment script on its tiny configur
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -112,7 +114,7 @@ def test_records_per_step_gradient_norms_and_rejects_bad_arguments():
     assert [step for step, _ in history.state_grad_norms] == [0, 2]
     assert history.state_grad_norms[0][1].shape == (12,)
     for kwargs, match in (
-        ({"lr": 0}, "positive learning rate"),
+        ({"lr": 0}, "expected lr to be finite and > 0"),
         ({"lr": 0.1, "clip": 0}, "clip"),
         ({"lr": 0.1, "omega_weight": -1}, "omega_weight"),
     ):
@@ -214,3 +216,92 @@ def test_accuracy_counts_argmax_matches_and_rejects_bad_targets():
     assert accuracy(model, x, y) == expected
     with pytest.raises(ValueError, match=r"int64 labels of shape \(B,\)"):
         accuracy(model, x, y.float())
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_recorded_state_gradient_norms_equal_autograd(nonlinearity):
+    """The norms train() records are those of dE/dh_t from autograd through an
+    explicit loop with the model's own nonlinearity (a past bug applied tanh's
+    derivative to ReLU units)."""
+    torch.manual_seed(3)
+    model = VanillaRNN(6, 8, 4, nonlinearity=nonlinearity).double()
+    with torch.no_grad():  # large enough that ReLU units switch on and off
+        model.rnn.weight_hh_l0.mul_(3.0)
+        model.rnn.weight_ih_l0.mul_(3.0)
+    x, y = _batch(2)
+    before = [p.detach().clone() for p in model.parameters()]
+    history = train(
+        model,
+        lambda: (x, y),
+        1,
+        lr=1e-12,
+        record_every=1,
+        progress=False,
+    )
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), before):
+            p.copy_(q)
+    f = torch.tanh if nonlinearity == "tanh" else torch.relu
+    W_xh, W_hh = model.rnn.weight_ih_l0, model.rnn.weight_hh_l0
+    b = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
+    states = [torch.zeros(x.shape[0], 8, dtype=x.dtype)]
+    for t in range(x.shape[1]):
+        states.append(f(states[-1] @ W_hh.T + x[:, t] @ W_xh.T + b))
+    loss = F.cross_entropy(model.readout(states[-1]), y)
+    expected = torch.stack(torch.autograd.grad(loss, states[1:]), dim=1)
+    if nonlinearity == "relu":  # the check must see units that are off
+        assert (torch.stack(states[1:], 1) == 0).any()
+    ((step, norms),) = history.state_grad_norms
+    assert step == 0
+    torch.testing.assert_close(
+        norms, torch.linalg.vector_norm(expected, dim=-1).mean(0)
+    )
+
+
+def test_an_optimizer_replaces_plain_sgd():
+    lr, (x, y) = 0.05, _batch(4)
+    ours, reference = _model(2), _model(2)
+    optimizer = torch.optim.Adam(ours.parameters(), lr=lr)
+    train(ours, lambda: (x, y), 3, optimizer=optimizer, progress=False)
+    ref_opt = torch.optim.Adam(reference.parameters(), lr=lr)
+    for _ in range(3):
+        ref_opt.zero_grad()
+        F.cross_entropy(reference(x)[0], y).backward()
+        ref_opt.step()
+    for p, q in zip(ours.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q)
+    with pytest.raises(ValueError, match="exactly one of lr"):
+        train(_model(), lambda: (x, y), 1, lr=0.1, optimizer=optimizer)
+    with pytest.raises(ValueError, match="exactly one of lr"):
+        train(_model(), lambda: (x, y), 1)
+    with pytest.raises(ValueError, match="parameters of model"):
+        train(_model(), lambda: (x, y), 1, optimizer=optimizer)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"lr": float("inf")}, ValueError),
+        ({"lr": float("nan")}, ValueError),
+        ({"lr": 0.1, "omega_weight": float("nan")}, ValueError),
+        ({"lr": 0.1, "clip": float("inf")}, ValueError),
+        ({"lr": "0.1"}, TypeError),
+        ({"lr": 0.1j}, TypeError),
+        ({"lr": 0.1, "progress": "False"}, TypeError),
+    ],
+)
+def test_non_finite_or_mistyped_hyper_parameters_are_rejected(kwargs, error):
+    with pytest.raises(error):
+        train(_model(), lambda: _batch(), 1, **kwargs)
+
+
+def test_numpy_scalars_and_0d_tensors_are_accepted():
+    history = train(
+        _model(),
+        lambda: _batch(),
+        np.int64(2),
+        lr=np.float32(0.1),
+        clip=torch.tensor(1.0),
+        progress=False,
+    )
+    assert history.updates == 2

@@ -13,6 +13,7 @@ prints why, and returns the history up to the last finite update: a diverged run
 reported, never plotted as NaN.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,27 +50,80 @@ class History:
         return len(self.loss)
 
 
-def state_gradients_torch(W_hh, hs, loss):
-    """``dE/dh_t`` for ``t = 1..T`` of a tanh RNN, shape ``(B, T, H)``, as a constant.
+def state_gradients_torch(W_hh, hs, loss, nonlinearity="tanh"):
+    """``dE/dh_t`` for ``t = 1..T`` of a vanilla RNN, shape ``(B, T, H)``.
 
-    Autograd gives the loss's direct gradient with respect to the states ``hs``;
-    Chapter 1's :func:`rnnbook.numpy_rnn.state_gradients` carries it back through the
-    recurrence (equation ``ch1-recursion``), which ``torch.nn.RNN`` hides in its kernel.
+    Autograd gives the loss's *direct* gradient with respect to the states
+    ``hs``; the recurrence, which ``torch.nn.RNN`` hides in its kernel, carries
+    it back (equation ``ch1-recursion``):
+    ``dE/dh_{t-1} = direct_{t-1} + dE/dh_t diag(f'(a_t)) W_hh``, with
+    ``f'(a_t) = 1 - h_t^2`` for tanh and ``[h_t > 0]`` for ReLU. For tanh this
+    is Chapter 1's :func:`rnnbook.numpy_rnn.state_gradients`. The result is a
+    constant (no graph), in the dtype of ``hs``.
+
+    Args:
+        W_hh: the recurrent matrix, ``(H, H)``.
+        hs: the states ``h_0 .. h_T``, ``(B, T+1, H)``, part of ``loss``'s graph.
+        loss: a scalar computed from ``hs``.
+        nonlinearity: ``"tanh"`` or ``"relu"``, the model's ``f``.
     """
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(
+            f"expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}"
+        )
     (direct,) = torch.autograd.grad(loss, hs, retain_graph=True)  # (B, T+1, H)
-    total = state_gradients(
-        W_hh.detach().double().numpy(),
-        hs.detach().double().numpy(),
-        direct[:, 1:].double().numpy(),
-    )
-    return torch.from_numpy(np.ascontiguousarray(total[:, 1:])).to(hs.dtype)
+    if nonlinearity == "tanh":
+        total = state_gradients(
+            W_hh.detach().double().numpy(),
+            hs.detach().double().numpy(),
+            direct[:, 1:].double().numpy(),
+        )
+        return torch.from_numpy(np.ascontiguousarray(total[:, 1:])).to(
+            hs.dtype
+        )
+    W = W_hh.detach().double()
+    states = hs.detach().double()[:, 1:]  # (B, T, H): h_1 .. h_T
+    slopes = (states > 0).double()  # f'(a_t) = [a_t > 0] = [h_t > 0]
+    direct = direct.detach().double()[:, 1:]  # (B, T, H)
+    grads = torch.empty_like(direct)
+    grads[:, -1] = direct[:, -1]
+    for t in range(states.shape[1] - 1, 0, -1):  # grads[:, t] is dE/dh_{t+1}
+        grads[:, t - 1] = direct[:, t - 1] + (grads[:, t] * slopes[:, t]) @ W
+    return grads.to(hs.dtype)
+
+
+def _check_number(name, value, low=0.0, allow_low=False):
+    """``value`` as a finite float above ``low`` (or equal, with ``allow_low``)."""
+    if isinstance(value, bool) or not isinstance(
+        value, (int, float, np.integer, np.floating, torch.Tensor)
+    ):
+        raise TypeError(
+            f"expected {name} to be a real number, got {type(value).__name__}"
+        )
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or value.is_complex():
+            raise TypeError(
+                f"expected {name} to be a real scalar, "
+                f"got a tensor of shape {tuple(value.shape)}"
+            )
+        value = value.item()
+    value = float(value)
+    ok = value >= low if allow_low else value > low
+    if not math.isfinite(value) or not ok:
+        bound = f">= {low}" if allow_low else f"> {low}"
+        raise ValueError(
+            f"expected {name} to be finite and {bound}, got {value}"
+        )
+    return value
 
 
 def train(
     model,
     make_batch,
     steps,
-    lr,
+    lr=None,
+    *,
+    optimizer=None,
     loss_fn=F.cross_entropy,
     clip=None,
     omega_weight=0.0,
@@ -77,54 +131,94 @@ def train(
     progress=True,
     desc="training",
 ):
-    """Train ``model`` by mini-batch SGD on fresh batches; return its :class:`History`.
+    """Train ``model`` on fresh batches; return its :class:`History`.
 
-    Each update: draw ``inputs, targets = make_batch()``, compute ``E = loss_fn(y, targets)``
-    from ``y, hs = model(inputs)``, add ``omega_weight * Omega`` if asked, back-propagate,
-    clip the gradient's norm to ``clip`` if asked, and take the step
-    ``theta <- theta - lr * g``.
+    Each update: draw ``inputs, targets = make_batch()``, compute
+    ``E = loss_fn(y, targets)`` from ``y, hs = model(inputs)``, add
+    ``omega_weight * Omega`` if asked, back-propagate, clip the gradient's
+    norm to ``clip`` if asked, and take a step: plain SGD,
+    ``theta <- theta - lr * g``, or ``optimizer.step()`` if an optimizer is
+    given (Chapter 3 trains its gated networks with Adam).
 
     Args:
-        model: a :class:`rnnbook.torch_rnn.VanillaRNN` (or any module returning
-            ``(y, hs)`` and exposing ``W_hh``; the regularizer needs tanh units).
+        model: a module returning ``(y, hs)``, such as
+            :class:`rnnbook.torch_rnn.VanillaRNN`; the regularizer and
+            ``record_every`` also need its ``W_hh`` and ``nonlinearity``.
         make_batch: a function of no arguments returning ``(inputs, targets)``.
         steps: number of updates, a positive int.
-        lr: the learning rate, positive.
-        loss_fn: ``loss_fn(y, targets)`` returning a scalar; cross-entropy by default.
+        lr: the learning rate of plain SGD, positive; or ``None`` with
+            ``optimizer``.
+        optimizer: a ``torch.optim.Optimizer`` over ``model``'s parameters,
+            used instead of SGD (give exactly one of ``lr`` and ``optimizer``).
+        loss_fn: ``loss_fn(y, targets)`` returning a scalar; cross-entropy by
+            default.
         clip: the norm threshold of MSGD-C/CR, or ``None`` for no clipping.
-        omega_weight: ``alpha``, the weight of the regularizer (0 turns it off).
-        record_every: every this many updates store the per-step gradient norms in
-            ``History.state_grad_norms`` (0 never).
+        omega_weight: ``alpha``, the weight of the regularizer (0 turns it
+            off); tanh units only.
+        record_every: every this many updates store the per-step gradient
+            norms in ``History.state_grad_norms`` (0 never).
         progress: show a tqdm progress bar.
         desc: the progress bar's label.
 
     Returns:
         The :class:`History`. ``History.stopped`` says why a run ended early.
     """
-    for name, value in (("steps", steps), ("record_every", record_every)):
+    for name, value, low in (
+        ("steps", steps, 1),
+        ("record_every", record_every, 0),
+    ):
         if (
-            not isinstance(value, int)
+            not isinstance(value, (int, np.integer))
             or isinstance(value, bool)
-            or value < (1 if name == "steps" else 0)
+            or value < low
         ):
             raise ValueError(
-                f"expected {name} to be an int >= {1 if name == 'steps' else 0}, got {value!r}"
+                f"expected {name} to be an int >= {low}, got {value!r}"
             )
-    if not lr > 0:
-        raise ValueError(f"expected a positive learning rate lr, got {lr!r}")
-    if clip is not None and not clip > 0:
+    steps, record_every = int(steps), int(record_every)
+    if (lr is None) == (optimizer is None):
         raise ValueError(
-            f"expected clip to be None or a positive norm threshold, got {clip!r}"
+            "expected exactly one of lr (plain SGD) and optimizer, got "
+            + ("neither" if lr is None else "both")
         )
-    if omega_weight < 0:
-        raise ValueError(f"expected omega_weight >= 0, got {omega_weight!r}")
-    if omega_weight > 0 and getattr(model, "nonlinearity", "tanh") != "tanh":
+    if optimizer is not None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                "expected optimizer to be a torch.optim.Optimizer, "
+                f"got {type(optimizer).__name__}"
+            )
+        owned = {id(p) for p in model.parameters()}
+        given = [p for g in optimizer.param_groups for p in g["params"]]
+        if not given or any(id(p) not in owned for p in given):
+            raise ValueError(
+                "expected optimizer to update the parameters of model"
+            )
+    else:
+        lr = _check_number("lr", lr)
+    if clip is not None:
+        clip = _check_number("clip", clip)
+    omega_weight = _check_number("omega_weight", omega_weight, allow_low=True)
+    for name, value in (("progress", progress),):
+        if not isinstance(value, bool):
+            raise TypeError(
+                f"expected {name} to be True or False, got {value!r}"
+            )
+    if not callable(make_batch) or not callable(loss_fn):
+        raise TypeError("expected make_batch and loss_fn to be callables")
+    nonlinearity = getattr(model, "nonlinearity", None)
+    if (omega_weight > 0 or record_every) and not hasattr(model, "W_hh"):
+        raise ValueError(
+            "omega_weight and record_every need a vanilla RNN exposing W_hh "
+            f"(rnnbook.torch_rnn.VanillaRNN); got {type(model).__name__}"
+        )
+    if omega_weight > 0 and (nonlinearity or "tanh") != "tanh":
         raise ValueError(
             "the regularizer Omega is defined here for tanh units; "
-            f"this model uses {model.nonlinearity!r}"
+            f"this model uses {nonlinearity!r}"
         )
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    if optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     history = History()
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
@@ -134,7 +228,9 @@ def train(
         record = record_every and step % record_every == 0
         omega = torch.zeros(())
         if torch.isfinite(loss) and (omega_weight > 0 or record):
-            grads = state_gradients_torch(model.W_hh, hs, loss)
+            grads = state_gradients_torch(
+                model.W_hh, hs, loss, nonlinearity or "tanh"
+            )
             if record:
                 history.state_grad_norms.append(
                     (step, torch.linalg.vector_norm(grads, dim=-1).mean(0))
@@ -157,7 +253,8 @@ def train(
             )
             history.stopped = (
                 f"stopped at update {step}: {what}; "
-                f"the history keeps the {history.updates} finite updates before it"
+                f"the history keeps the {history.updates} finite updates "
+                "before it"
             )
             print(history.stopped)
             break

@@ -133,3 +133,20 @@ def student_book(book_builds):
 def book(request, book_builds):
     """The edition named by ``request.param`` ("full" or "student"), for parametrized tests."""
     return _built(book_builds, request.param)
+
+
+# ------------------------------------------------------------------ markers
+
+_NOTEBOOK_TESTS = ("test_standalone.py", "test_assignments.py")
+_BROWSER_TESTS = ("test_build.py", "test_browser.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark what is slow, so ``pytest -m "not notebooks and not browser"`` runs
+    the unit tests in seconds (plain ``pytest`` still runs everything)."""
+    for item in items:
+        name = item.path.name
+        if item.path.suffix == ".ipynb" or name in _NOTEBOOK_TESTS:
+            item.add_marker(pytest.mark.notebooks)
+        elif name in _BROWSER_TESTS:
+            item.add_marker(pytest.mark.browser)

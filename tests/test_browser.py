@@ -6,7 +6,12 @@ error or uncaught exception; a request to the internet; a local file that does n
 load; an image that does not load or has no alt text; a formula that MathJax did not
 typeset (or typeset as an error); a notebook error or widget error shown on the page;
 a solution shown before its button is clicked, or not shown after (full edition); any
-solution at all (student edition); a serious or critical axe-core violation. The
+solution at all (student edition); a serious or critical axe-core violation; a
+code line wider than the code column (a clipped line; the column's width in
+characters is measured and recorded); test-tool text (``NBVAL_``) on the page; a
+chapter number doubled in a title ("2. Chapter 2: ..."); a page without a favicon,
+or any file the server answers with a 404 (the browser's own ``/favicon.ico``
+request included, which page events do not show). The
 search page must find "Jacobian". A full-page screenshot of every page is saved in
 ``_build/screenshots/<edition>/`` for review, and the figures of the run in
 ``_build/screenshots/summary.json``.
@@ -20,6 +25,7 @@ import http.server
 import json
 import os
 import pathlib
+import re
 import threading
 import time
 import urllib.parse
@@ -71,8 +77,21 @@ def browser():
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the book quietly, remembering every path it could not serve.
+
+    Chromium's request for ``/favicon.ico`` never reaches playwright's page
+    events, so missing files are caught here, on the server's side.
+    """
+
+    not_found = []  # (time, path) of every 404, shared by the session's servers
+
     def log_message(self, format, *args):  # keep the test output readable
         pass
+
+    def send_error(self, code, message=None, explain=None):
+        if code == 404:
+            _QuietHandler.not_found.append((time.perf_counter(), self.path))
+        super().send_error(code, message, explain)
 
 
 @pytest.fixture(scope="session")
@@ -310,6 +329,93 @@ def _axe_problems(page):
     return problems
 
 
+CODE_WIDTH_JS = """() => {
+    const groups = {
+        'code cell': '.cell_input pre',
+        'source listing': '.cell_output .output.text_html pre',
+        'output': '.cell_output .output.stream pre, .cell_output .output.text_plain pre',
+    };
+    const pres = [...document.querySelectorAll(Object.values(groups).join(', '))];
+    if (!pres.length) return {columns: null, clipped: []};
+    const probe = document.createElement('span');
+    probe.textContent = 'x'.repeat(100);
+    pres[0].appendChild(probe);
+    const charWidth = probe.getBoundingClientRect().width / 100;
+    probe.remove();
+    const columns = p => {
+        const style = getComputedStyle(p);
+        const inner = p.clientWidth - parseFloat(style.paddingLeft)
+                      - parseFloat(style.paddingRight);
+        return Math.floor(inner / charWidth + 0.01);
+    };
+    const clipped = [];
+    for (const [kind, selector] of Object.entries(groups)) {
+        for (const p of document.querySelectorAll(selector)) {
+            if (p.scrollWidth <= p.clientWidth + 1) continue;
+            const longest = p.textContent.split('\\n')
+                .reduce((a, b) => b.length > a.length ? b : a, '');
+            clipped.push(`${kind}: ${longest.length} characters: `
+                         + longest.trim().slice(0, 70));
+        }
+    }
+    return {columns: Math.min(...pres.map(columns)), clipped};
+}"""
+
+PAGE_TEXT_JS = """() => {
+    const titles = [...document.querySelectorAll(
+        'main h1, nav.bd-links a, .bd-sidebar-primary a')].map(
+        el => el.textContent.trim());
+    const icons = [...document.querySelectorAll('link[rel~="icon"]')].map(
+        el => el.href);
+    return {text: document.body.innerText, titles, icons};
+}"""
+
+CODE_COLUMNS = 79
+"""The code column must show at least this many characters: ruff's line length."""
+
+
+def _code_problems(page, figures):
+    width = page.evaluate(CODE_WIDTH_JS)
+    figures["code_columns"] = width["columns"]
+    problems = [f"clipped {line}" for line in width["clipped"]]
+    if width["columns"] is not None and width["columns"] < CODE_COLUMNS:
+        problems.append(
+            f"the code column shows {width['columns']} characters, "
+            f"fewer than the {CODE_COLUMNS} ruff allows"
+        )
+    return problems
+
+
+def _text_problems(page, watch):
+    found = page.evaluate(PAGE_TEXT_JS)
+    problems = []
+    if "NBVAL_" in found["text"]:
+        at = found["text"].index("NBVAL_")
+        problems.append(
+            f"test-tool text on the page: {found['text'][at : at + 40]!r}"
+        )
+    for title in found["titles"]:
+        if re.search(r"\bChapter \d+\s*:", title):
+            problems.append(f"a chapter number doubled in a title: {title!r}")
+    if not found["icons"]:
+        problems.append(
+            "no favicon declared: the browser asks for /favicon.ico"
+        )
+    for icon in found["icons"]:
+        status = watch.context.request.get(icon).status
+        if status != 200:
+            problems.append(f"favicon {icon} answered HTTP {status}")
+    return problems
+
+
+def _not_found_since(start):
+    return [
+        f"HTTP 404 from the server: {path}"
+        for when, path in _QuietHandler.not_found
+        if when >= start
+    ]
+
+
 def _screenshot_name(page_name):
     return page_name.replace("/", "__") + ".png"
 
@@ -331,6 +437,8 @@ def test_page_as_readers_see_it(book, watch, page_name, summary):
     problems += _math_problems(page, figures)
     problems += _image_problems(page, figures)
     problems += page.evaluate(ERRORS_SHOWN_JS)
+    problems += _code_problems(page, figures)
+    problems += _text_problems(page, watch)
     shot = SCREENSHOTS / book.edition / _screenshot_name(page_name)
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(
@@ -338,6 +446,7 @@ def test_page_as_readers_see_it(book, watch, page_name, summary):
     )  # before any solution is opened
     problems += _solution_problems(page, book.edition, figures)
     problems += _axe_problems(page)
+    problems += _not_found_since(start)  # the favicon request comes late
     figures["problems"] = len(problems)
     figures["seconds"] = round(time.perf_counter() - start, 2)
     summary["pages"][f"{book.edition}/{page_name}"] = figures

@@ -172,6 +172,27 @@ def test_pages_load_nothing_from_the_internet(book):
 
 
 @pytest.mark.parametrize("book", EDITIONS, indirect=True)
+def test_pages_show_no_test_tool_text_and_no_doubled_numbers(book):
+    """Test-tool markers are cell tags, never text a reader sees (``NBVAL_``);
+    chapter titles are numbered once, by the book ("2. Vanishing ...", not
+    "2. Chapter 2: Vanishing ...")."""
+    problems = {}
+    for page in sorted(book.html_dir.rglob("*.html")):
+        if "_sources" in page.parts:
+            continue
+        text = page.read_text(encoding="utf-8")
+        found = [f"NBVAL_ x{text.count('NBVAL_')}"] if "NBVAL_" in text else []
+        found += [
+            f"title {title!r}"
+            for title in re.findall(r"<h1>(.*?)<a", text, flags=re.DOTALL)
+            if re.search(r"\bChapter \d+\s*:", title)
+        ]
+        if found:
+            problems[page.relative_to(book.html_dir).as_posix()] = found
+    assert not problems, _format(problems)
+
+
+@pytest.mark.parametrize("book", EDITIONS, indirect=True)
 def test_mathjax_is_served_from_the_book(book):
     """Every page with math loads MathJax from its own _static/ (sphinx-mathjax-offline)."""
     problems = {}

@@ -4,7 +4,6 @@ state gradients against autograd, and the experiment script on its tiny configur
 import json
 
 import numpy as np
-
 import pytest
 import torch
 from torch.nn import functional as F

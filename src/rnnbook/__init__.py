@@ -1,26 +1,43 @@
 """rnnbook: the code of *Gradients Through Time*.
 
-One concept per module (see the book's style guide):
+One concept per module (the book's style guide), imports flowing downward:
 
-- ``rnn``        the vanilla RNN and backpropagation through time in numpy (Chapter 1)
-- ``gradients``  norm clipping and Pascanu et al.'s vanishing-gradient regularizer (Chapter 2)
-- ``tasks``      seeded synthetic sequence tasks (Chapters 2-3)
-- ``train``      a small training loop that stops on a non-finite loss (Chapters 2-3)
-- ``vanilla``    the vanilla RNN in PyTorch and the initializations of Chapter 2
-- ``gated``      LSTM and GRU written from their equations (Chapter 3)
-- ``widgets``    interactive explorers, each with a static twin (Chapter 2)
-- ``display``    helpers the chapters use to show the code they run
-- ``notebooks``  re-executes the chapters in place (``python -m booktools.notebooks --all``)
-- ``build``      builds the book, full or student edition (``python -m booktools.build``)
-- ``sphinx_ext`` the book's Sphinx fixes (duplicate scripts, ARIA roles, the student edition)
-- ``experiments`` runs longer than a chapter, writing to ``chapters/data/``
+- ``numpy_rnn``  the vanilla RNN and backpropagation through time, in NumPy
+  (Chapter 1)
+- ``torch_rnn``  the vanilla RNN in PyTorch and Chapter 2's initializations
+- ``gradients``  norm clipping, Pascanu et al.'s regularizer, decay probes
+  (Chapter 2)
+- ``gated``      the LSTM and the GRU from their equations (Chapter 3)
+- ``tasks``      seeded synthetic tasks
+- ``train``      the training loop, which stops on a non-finite loss
+- ``plots``      the book's figures, one look for every chapter
+- ``widgets``    interactive explorers, each with a static twin
+- ``display``    shows the source of the code a chapter runs
+- ``experiments`` runs longer than a chapter; results in ``rnnbook.data``
+
+The book's tooling (building the book, re-executing chapters, assignments)
+is a separate package, ``booktools``; ``rnnbook`` never imports it.
+
+Glossary, the one set of letters of every module (the book's notation page
+lists the same letters beside the papers'):
+
+- ``B`` batch size, ``T`` sequence length, ``D`` input size, ``H`` hidden
+  size, ``N`` state size of a state space model, ``S`` source length.
+- Tensors are batch-first: ``xs`` is ``(B, T, D)``; ``hs`` holds the states
+  ``h_0 .. h_T`` as ``(B, T+1, H)``, so ``hs[:, t]`` is ``h_t``.
+- ``W_xh (H, D)``, ``W_hh (H, H)``, ``b (H,)``: the parameters of
+  ``h_t = f(W_hh h_{t-1} + W_xh x_t + b)``; ``a_t`` is the pre-activation.
+- ``dhs``: the gradients ``dL_t/dh_t`` that arrive from the per-step losses
+  only, ``(B, T, H)``; ``grads``: the total gradients ``dL/dh_t``.
+- Functions take parameters first, then data: ``rnn_forward(W_xh, W_hh, b,
+  xs, h0)``.
 """
 
 __version__ = "0.1.0"
 
 
 def seed_everything(seed):
-    """Seed Python's, NumPy's and PyTorch's generators; every chapter calls this first.
+    """Seed Python's, NumPy's and PyTorch's generators (every chapter does).
 
     Args:
         seed: a non-negative integer.

@@ -278,9 +278,10 @@ def ssm_states(Ab, Bb, u, x0=None):
         x = Bu.new_zeros(batch + (N,))
     else:
         x = _vector("x0", x0, N).to(Bu.dtype)
+    AbT = Ab.mT  # x_k as a row: x_k^T = x_{k-1}^T Ab^T + (Bb u_k)^T
     xs = []
     for Bu_k in Bu.unbind(-2):
-        x = (Ab @ x.unsqueeze(-1)).squeeze(-1) + Bu_k  # (..., N)
+        x = (x.unsqueeze(-2) @ AbT).squeeze(-2) + Bu_k  # (..., N)
         xs.append(x)
     if not xs:  # L = 0
         return Bu.new_zeros(batch + (0, N))

@@ -115,7 +115,9 @@ def plot_discretization(t, y, coarse, errors):
         )
     ax.set_xlabel("time t")
     ax.set_ylabel("output y(t)")
-    ax.legend(fontsize=8)
+    low, high = ax.get_ylim()
+    ax.set_ylim(low - 0.35 * (high - low), high)  # room for the legend
+    ax.legend(fontsize=8, loc="lower center", ncol=3)
     for (name, (dts, errs)), marker in zip(errors.items(), "os"):
         ax_err.loglog(
             dts,
@@ -131,6 +133,8 @@ def plot_discretization(t, y, coarse, errors):
     ax_err.loglog(
         dts, guide, "k--", lw=1, label=r"slope 2 ($\propto\Delta^2$)"
     )
+    ax_err.set_xticks(dts, [f"{d:g}" for d in dts])
+    ax_err.minorticks_off()
     ax_err.set_xlabel(r"step $\Delta$")
     ax_err.set_ylabel(r"max$_k\,|y_k - y(k\Delta)|$")
     ax_err.legend(fontsize=8)
@@ -171,7 +175,11 @@ def plot_eigenvalue_maps(lam_dt, maps):
     fig, (ax, ax_mu) = figure(ncols=2, width=4.0, height=3.6)
     ax.scatter(lam_dt.real, lam_dt.imag, s=12, color=COLORS["reference"])
     ax.axvline(0, color="k", lw=1)
-    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xscale("symlog", linthresh=0.01)
+    ticks = [-100, -1, -0.01, 0]
+    ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+    ax.minorticks_off()
+    ax.set_xlim(-200, 0.01)
     ax.set_xlabel(r"Re $\Delta\lambda$ (symlog)")
     ax.set_ylabel(r"Im $\Delta\lambda$")
     ax.set_title(r"eigenvalues of $\Delta A$")
@@ -192,7 +200,7 @@ def plot_eigenvalue_maps(lam_dt, maps):
     ax_mu.set_xlabel(r"Re $\mu$")
     ax_mu.set_ylabel(r"Im $\mu$")
     ax_mu.set_title(r"eigenvalues $\mu$ of $\bar A$")
-    ax_mu.legend(fontsize=8, loc="upper left")
+    ax_mu.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
     return fig
 
 

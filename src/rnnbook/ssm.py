@@ -131,8 +131,8 @@ def hippo_legs(N, dtype=torch.float64):
                   0                        if n < k;
         B[n]    = sqrt(2n+1),              n, k = 0, ..., N-1.
 
-    This is minus the matrix of Gu et al. (2020), Theorem 2 / eq. (29), whose
-    LegS dynamics are x' = -(1/t) A x + (1/t) B u.
+    This is minus the matrix of Gu et al. (2020), section 3, Theorem 2,
+    whose LegS dynamics are x' = -(1/t) A x + (1/t) B u.
 
     Args:
         N: the state size, a positive int.
@@ -315,7 +315,7 @@ def ssm_kernel(Ab, Bb, C, L):
     By doubling: with V = [Bb, Ab Bb, ..., Ab^{m-1} Bb] and P = Ab^m, the
     next block is P V, so log2(L) matrix products replace L sequential ones.
     The work is still O(N^2 L): for a dense A this is the bottleneck that
-    S4 removes (Gu et al., 2022, section 3.1; the book's Chapter 6).
+    S4 removes (Gu et al., 2022, section 3; the book's Chapter 6).
 
     Args:
         Ab: (..., N, N); Bb, C: (..., N); L: the kernel length, >= 1.

@@ -71,6 +71,12 @@ def test_hippo_legs_is_stable_and_accepts_numpy_ints_and_dtype():
     )
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.complex128, "float"])
+def test_hippo_legs_rejects_non_float_dtypes(dtype):
+    with pytest.raises(TypeError, match="floating-point dtype"):
+        hippo_legs(4, dtype=dtype)
+
+
 @pytest.mark.parametrize("N", [0, -3])
 def test_hippo_legs_rejects_bad_sizes(N):
     with pytest.raises(ValueError, match="N >= 1"):
@@ -195,6 +201,17 @@ def test_discretizations_reject_bad_input(method):
         method(A.numpy(), B, 0.1)
     with pytest.raises(TypeError, match="floating-point"):
         method(torch.eye(3, dtype=torch.int64), B, 0.1)
+
+
+@pytest.mark.parametrize("method", [discretize_zoh, discretize_bilinear])
+def test_discretizations_are_differentiable_in_A_B_and_dt(method):
+    # Chapter 6 learns A, B and log dt: gradients against finite differences.
+    A = _stable(3, seed=4).requires_grad_(True)
+    B = _vec(3, 5).requires_grad_(True)
+    dt = torch.tensor([0.3], dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda A, B, dt: method(A, B, dt[0]), (A, B, dt)
+    )
 
 
 # ------------------------------------------------ the ODE reference solver
@@ -383,6 +400,17 @@ def test_causal_conv_edge_cases_and_bad_input():
         causal_conv(torch.zeros(5), torch.zeros(4))
     with pytest.raises(TypeError, match="K to be a torch.Tensor"):
         causal_conv(torch.zeros(5), np.zeros(5))
+
+
+def test_kernel_and_convolution_are_differentiable():
+    Ab, Bb = discretize_zoh(_stable(3, seed=1), _vec(3, 2), 0.2)
+    Ab, Bb = Ab.requires_grad_(True), Bb.requires_grad_(True)
+    C = _vec(3, 3).requires_grad_(True)
+    u = torch.randn(2, 9, generator=_gen(4), dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda Ab, Bb, C, u: causal_conv(u, ssm_kernel(Ab, Bb, C, 9)),
+        (Ab, Bb, C, u),
+    )
 
 
 @pytest.mark.parametrize("method", [discretize_zoh, discretize_bilinear])

@@ -142,6 +142,8 @@ def hippo_legs(N, dtype=torch.float64):
         ``(A, B)`` of shapes (N, N) and (N,).
     """
     N = _length("N", N)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"expected a floating-point dtype, got {dtype!r}")
     n = torch.arange(N, dtype=dtype)
     q = torch.sqrt(2 * n + 1)  # (N,)
     A = -(torch.tril(torch.outer(q, q), diagonal=-1) + torch.diag(n + 1))

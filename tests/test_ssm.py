@@ -162,6 +162,19 @@ def test_discretizations_take_one_step_per_channel(method):
 
 
 @pytest.mark.parametrize("method", [discretize_zoh, discretize_bilinear])
+def test_discretizations_share_A_across_channels(method):
+    # One A, a B and a step per channel: batch shapes broadcast.
+    A, B = _stable(3), _vec(3, 1, batch=(2,))
+    dt = torch.tensor([0.2, 0.7], dtype=F64)
+    Ab, Bb = method(A, B, dt)
+    assert Ab.shape == (2, 3, 3) and Bb.shape == (2, 3)
+    for h in range(2):
+        Ab_h, Bb_h = method(A, B[h], dt[h].item())
+        assert torch.allclose(Ab[h], Ab_h, rtol=0, atol=1e-14)
+        assert torch.allclose(Bb[h], Bb_h, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", [discretize_zoh, discretize_bilinear])
 def test_discretizations_map_stable_A_inside_the_unit_circle(method):
     for seed in range(5):
         A = _stable(6, seed=seed)
@@ -195,8 +208,8 @@ def test_discretizations_reject_bad_input(method):
     for dt in (True, "0.1", 0.1 + 0j, torch.tensor(0.1 + 0j), None):
         with pytest.raises(TypeError, match="dt"):
             method(A, B, dt)
-    with pytest.raises(ValueError, match="batch dimensions"):
-        method(A, B, torch.tensor([0.1, 0.2]))
+    with pytest.raises(ValueError, match="batch dimensions that broadcast"):
+        method(_stable(3, batch=(3,)), B, torch.tensor([0.1, 0.2]))
     with pytest.raises(TypeError, match="torch.Tensor"):
         method(A.numpy(), B, 0.1)
     with pytest.raises(TypeError, match="floating-point"):
@@ -334,6 +347,12 @@ def test_ssm_scan_rejects_bad_input():
         ssm_scan(Ab, Bb, _vec(3, 0), torch.tensor(1.0, dtype=F64))
     with pytest.raises(TypeError, match="u to be a torch.Tensor"):
         ssm_scan(Ab, Bb, _vec(3, 0), [1.0, 2.0])
+    with pytest.raises(ValueError, match="batch dimensions that broadcast"):
+        ssm_scan(Ab.expand(2, 3, 3), Bb, _vec(3, 0), torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="batch dimensions that broadcast"):
+        ssm_scan(Ab, Bb, _vec(3, 0, batch=(5,)), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="batch dimensions that broadcast"):
+        causal_conv(torch.zeros(2, 4), torch.zeros(3, 4))
 
 
 # ------------------------------------------------------ the kernel and conv

@@ -106,14 +106,21 @@ def _positive(name, value):
     return value
 
 
-def _step(dt, A):
+def _batch(**shapes):
+    """The broadcast of the named batch shapes, or a ValueError naming them."""
+    try:
+        return torch.broadcast_shapes(*shapes.values())
+    except RuntimeError:
+        listed = ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items())
+        raise ValueError(
+            f"expected batch dimensions that broadcast, got {listed}"
+        ) from None
+
+
+def _step(dt, A, B):
     """dt as a real tensor of shape (..., 1, 1) that multiplies A."""
     dt = _positive("dt", dt)
-    if dt.dim() > A.dim() - 2:
-        raise ValueError(
-            f"expected dt of shape (...) matching A's batch dimensions "
-            f"{tuple(A.shape[:-2])}, got {tuple(dt.shape)}"
-        )
+    _batch(A=A.shape[:-2], B=B.shape[:-1], dt=dt.shape)
     return dt.to(A.real.dtype)[..., None, None]
 
 
@@ -222,9 +229,9 @@ def discretize_zoh(A, B, dt):
     A = _state_matrix("A", A)
     B = _vector("B", B, A.shape[-1])
     A, B = _common(A, B)
-    dt = _step(dt, A)  # (..., 1, 1)
+    dt = _step(dt, A, B)  # (..., 1, 1)
     N = A.shape[-1]
-    batch = torch.broadcast_shapes(A.shape[:-2], B.shape[:-1], dt.shape[:-2])
+    batch = _batch(A=A.shape[:-2], B=B.shape[:-1], dt=dt.shape[:-2])
     M = A.new_zeros(batch + (N + 1, N + 1))
     M[..., :N, :N] = dt * A
     M[..., :N, N] = dt[..., 0] * B
@@ -246,7 +253,7 @@ def discretize_bilinear(A, B, dt):
     A = _state_matrix("A", A)
     B = _vector("B", B, A.shape[-1])
     A, B = _common(A, B)
-    dt = _step(dt, A)
+    dt = _step(dt, A, B)
     eye = torch.eye(A.shape[-1], dtype=A.dtype)
     back = eye - dt / 2 * A  # (..., N, N)
     Ab = torch.linalg.solve(back, eye + dt / 2 * A)
@@ -274,7 +281,7 @@ def ssm_states(Ab, Bb, u, x0=None):
     u = _tensor("u", u, 1, "(..., L)")
     Ab, Bb, u = _common(Ab, Bb, u)
     Bu = Bb.unsqueeze(-2) * u.unsqueeze(-1)  # (..., L, N): inputs' share
-    batch = torch.broadcast_shapes(Ab.shape[:-2], Bu.shape[:-2])
+    batch = _batch(Ab=Ab.shape[:-2], Bb=Bb.shape[:-1], u=u.shape[:-1])
     N = Ab.shape[-1]
     if x0 is None:
         x = Bu.new_zeros(batch + (N,))
@@ -302,8 +309,11 @@ def ssm_scan(Ab, Bb, C, u):
     Returns:
         y: (..., L).
     """
+    N = _state_matrix("Ab", Ab).shape[-1]
+    Bb, C = _vector("Bb", Bb, N), _vector("C", C, N)
+    u = _tensor("u", u, 1, "(..., L)")
+    _batch(Ab=Ab.shape[:-2], Bb=Bb.shape[:-1], u=u.shape[:-1], C=C.shape[:-1])
     xs = ssm_states(Ab, Bb, u)  # (..., L, N)
-    C = _vector("C", C, Ab.shape[-1])
     xs, C = _common(xs, C)
     return (xs @ C.unsqueeze(-1)).squeeze(-1)
 
@@ -330,7 +340,7 @@ def ssm_kernel(Ab, Bb, C, L):
     Bb, C = _vector("Bb", Bb, N), _vector("C", C, N)
     L = _length("L", L)
     Ab, Bb, C = _common(Ab, Bb, C)
-    batch = torch.broadcast_shapes(Ab.shape[:-2], Bb.shape[:-1])
+    batch = _batch(Ab=Ab.shape[:-2], Bb=Bb.shape[:-1], C=C.shape[:-1])
     V = Bb.expand(batch + (N,)).unsqueeze(-1)  # (..., N, 1)
     P = Ab
     while V.shape[-1] < L:
@@ -360,10 +370,10 @@ def causal_conv(u, K):
             f"expected K of length L={u.shape[-1]} (the length of u), "
             f"got shape {tuple(K.shape)}"
         )
+    batch = _batch(u=u.shape[:-1], K=K.shape[:-1])
     u, K = _common(u, K)
     L = u.shape[-1]
     if L == 0:
-        batch = torch.broadcast_shapes(u.shape[:-1], K.shape[:-1])
         return u.new_zeros(batch + (0,))
     if u.is_complex():
         y = torch.fft.ifft(torch.fft.fft(u, 2 * L) * torch.fft.fft(K, 2 * L))

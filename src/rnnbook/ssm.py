@@ -128,7 +128,7 @@ def _step(dt, A, B):
 
 
 def hippo_legs(N, dtype=torch.float64):
-    """HiPPO-LegS: the state matrix that memorizes a signal's whole history.
+    """HiPPO-LegS, the state matrix of S4, from online Legendre projection.
 
     In the time-invariant form S4 uses (Gu et al., 2022, eq. 2), with
     x' = A x + B u:

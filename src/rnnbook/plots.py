@@ -79,5 +79,187 @@ def figure(ncols=1, nrows=1, width=4.2, height=3.2, **kwargs):
 
 # ----------------------------------------- Chapters 5-6: state space models
 
+SSM_METHODS = {
+    "ZOH": COLORS["ssm"],
+    "bilinear": "#DA8BC3",
+    "recurrence": COLORS["vanilla"],
+    "FFT convolution": COLORS["ssm"],
+    "kernel + FFT convolution": "#DA8BC3",
+    "convolution": COLORS["ssm"],
+}
+"""Colours of the discretizations and of the two views of an SSM."""
+
+
+def plot_discretization(t, y, coarse, errors):
+    """A continuous SSM's output against its two discretizations.
+
+    Args:
+        t, y: (M,) times and the reference output y(t) on a fine grid.
+        coarse: ``{method: (t_k, y_k)}``, each method's outputs at one
+            coarse step, drawn as markers over the reference (left).
+        errors: ``{method: (steps, max_errors)}``, the largest error over
+            the run for each step size, on log-log axes (right), with a
+            line of slope 2 for comparison.
+    """
+    fig, (ax, ax_err) = figure(ncols=2, width=4.4)
+    ax.plot(t, y, color=COLORS["reference"], label="RK4 reference")
+    for (name, (t_k, y_k)), marker in zip(coarse.items(), "os"):
+        ax.plot(
+            t_k,
+            y_k,
+            marker,
+            ms=4,
+            mfc="none",
+            color=SSM_METHODS[name],
+            label=name,
+        )
+    ax.set_xlabel("time t")
+    ax.set_ylabel("output y(t)")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low - 0.35 * (high - low), high)  # room for the legend
+    ax.legend(fontsize=8, loc="lower center", ncol=3)
+    for (name, (dts, errs)), marker in zip(errors.items(), "os"):
+        ax_err.loglog(
+            dts,
+            errs,
+            marker + "-",
+            ms=4,
+            color=SSM_METHODS[name],
+            label=name,
+        )
+    dts = list(errors.values())[0][0]
+    errs = list(errors.values())[0][1]
+    guide = [errs[-1] * (d / dts[-1]) ** 2 for d in dts]
+    ax_err.loglog(
+        dts, guide, "k--", lw=1, label=r"slope 2 ($\propto\Delta^2$)"
+    )
+    ax_err.set_xticks(dts, [f"{d:g}" for d in dts])
+    ax_err.minorticks_off()
+    ax_err.set_xlabel(r"step $\Delta$")
+    ax_err.set_ylabel(r"max$_k\,|y_k - y(k\Delta)|$")
+    ax_err.legend(fontsize=8)
+    return fig
+
+
+def plot_timescales(kernels, rate):
+    """Kernels of one continuous system sampled with different steps.
+
+    Args:
+        kernels: ``{dt: K}``, each K a (L,) kernel, drawn as K[l] / K[0]
+            against the lag l on a log axis.
+        rate: the decay rate |lambda| of the system, to mark each kernel's
+            e-folding lag 1 / (|lambda| dt).
+    """
+    fig, ax = figure(width=5.6)
+    colors = [COLORS["ssm"], "#DA8BC3", COLORS["vanilla"], COLORS["lstm"]]
+    for (dt, K), color in zip(kernels.items(), colors):
+        lags = range(1, len(K) + 1)
+        ax.semilogx(lags, K / K[0], color=color, label=rf"$\Delta = {dt:g}$")
+        ax.axvline(1 + 1 / (rate * dt), color=color, ls=":", lw=1)
+    ax.axhline(0.36788, color="k", ls="--", lw=1, label="1/e")
+    ax.set_xlabel("lag l + 1 (steps)")
+    ax.set_ylabel("K[l] / K[0]")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_eigenvalue_maps(lam_dt, maps):
+    """Where the discretizations send the eigenvalues of A.
+
+    Args:
+        lam_dt: (M,) complex values Delta * lambda, drawn in the complex
+            plane with the imaginary axis (left).
+        maps: ``{method: mu}``, (M,) complex eigenvalues of Ab, drawn with
+            the unit circle (right).
+    """
+    fig, (ax, ax_mu) = figure(ncols=2, width=4.0, height=3.6)
+    ax.scatter(lam_dt.real, lam_dt.imag, s=12, color=COLORS["reference"])
+    ax.axvline(0, color="k", lw=1)
+    ax.set_xscale("symlog", linthresh=0.01)
+    ticks = [-100, -1, -0.01, 0]
+    ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+    ax.minorticks_off()
+    ax.set_xlim(-200, 0.01)
+    ax.set_xlabel(r"Re $\Delta\lambda$ (symlog)")
+    ax.set_ylabel(r"Im $\Delta\lambda$")
+    ax.set_title(r"eigenvalues of $\Delta A$")
+    circle = plt.Circle((0, 0), 1, fill=False, color="k", lw=1)
+    ax_mu.add_patch(circle)
+    ax_mu.plot([], [], "k-", lw=1, label="unit circle")
+    for (name, mu), marker in zip(maps.items(), "os"):
+        ax_mu.scatter(
+            mu.real,
+            mu.imag,
+            s=14,
+            marker=marker,
+            facecolors="none",
+            edgecolors=SSM_METHODS[name],
+            label=name,
+        )
+    ax_mu.set_aspect("equal")
+    ax_mu.set_xlabel(r"Re $\mu$")
+    ax_mu.set_ylabel(r"Im $\mu$")
+    ax_mu.set_title(r"eigenvalues $\mu$ of $\bar A$")
+    ax_mu.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+    return fig
+
+
+def plot_linear_gradients(lags, measured, predicted, labels):
+    """Per-direction gradients of a diagonal linear recurrence.
+
+    Args:
+        lags: (T,) the gaps t - k.
+        measured: (T, N) |d x_{t,n} / d x_{k,n}| from autograd (markers).
+        predicted: (T, N) |mu_n|^(t-k) (lines).
+        labels: N legend labels, one per eigen-direction.
+    """
+    fig, ax = figure(width=5.6)
+    colors = [COLORS["ssm"], "#DA8BC3", COLORS["vanilla"], COLORS["lstm"]]
+    every = max(1, len(lags) // 20)
+    for n, label in enumerate(labels):
+        color = colors[n % len(colors)]
+        ax.semilogy(lags, predicted[:, n], color=color, label=label)
+        ax.semilogy(
+            lags[::every],
+            measured[::every, n],
+            "o",
+            ms=4,
+            mfc="none",
+            color=color,
+        )
+    ax.plot([], [], "ko", mfc="none", ms=4, label="autograd")
+    ax.set_xlabel("gap t - k (steps)")
+    ax.set_ylabel(r"$|\partial x_{t,n} / \partial x_{k,n}|$")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_views_timing(lengths, training, generation):
+    """The recurrence against the convolution, for a sequence and a step.
+
+    Args:
+        lengths: (M,) sequence (or context) lengths L.
+        training: ``{view: seconds}``, (M,) seconds to compute all L
+            outputs of a batch (left).
+        generation: ``{view: seconds}``, (M,) seconds to compute one new
+            output after a context of L inputs (right).
+    """
+    fig, (ax, ax_gen) = figure(ncols=2, width=4.4)
+    for name, s in training.items():
+        ax.loglog(lengths, s, "o-", ms=4, color=SSM_METHODS[name], label=name)
+    ax.set_xlabel("sequence length L")
+    ax.set_ylabel("seconds for the whole sequence")
+    ax.set_title("training: all outputs at once")
+    ax.legend(fontsize=8)
+    for name, s in generation.items():
+        ax_gen.loglog(
+            lengths, s, "o-", ms=4, color=SSM_METHODS[name], label=name
+        )
+    ax_gen.set_xlabel("context length L")
+    ax_gen.set_ylabel("seconds for one new output")
+    ax_gen.set_title("generation: one output at a time")
+    ax_gen.legend(fontsize=8)
+    return fig
+
 
 # ------------------------------------------------------ Chapter 7: Mamba

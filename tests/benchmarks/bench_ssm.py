@@ -1,0 +1,104 @@
+"""Benchmark: an SSM's two views, the recurrence and the FFT convolution.
+
+Run from the repository root (never collected by ``pytest``)::
+
+    python tests/benchmarks/bench_ssm.py                # L = 4096 and 16384
+    python tests/benchmarks/bench_ssm.py --lengths 1024 4096 --repeats 9
+
+The system is HiPPO-LegS (N = 16) discretized with the bilinear transform,
+one channel, a batch of B sequences. For each length L, one repeat times, in
+turn (interleaved, so all three see the same machine load):
+
+- ``recurrence``: :func:`rnnbook.ssm.ssm_scan`, L sequential steps;
+- ``FFT conv``: :func:`rnnbook.ssm.causal_conv` with the kernel precomputed
+  (what a training step pays per batch once the kernel is known);
+- ``kernel + FFT conv``: :func:`rnnbook.ssm.ssm_kernel` then the convolution.
+
+The medians of the repeats are printed with the ratios recurrence / FFT,
+measured in this one run. Before timing, the views are checked to agree.
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from rnnbook.ssm import (
+    causal_conv,
+    discretize_bilinear,
+    hippo_legs,
+    ssm_kernel,
+    ssm_scan,
+)
+
+
+def seconds(run):
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--lengths", type=int, nargs="+", default=[4096, 16384]
+    )
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--state", type=int, default=16, help="N")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--dtype", choices=["float32", "float64"], default="float64"
+    )
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    gen = torch.Generator().manual_seed(0)
+    A, B = hippo_legs(args.state, dtype=dtype)
+    Ab, Bb = discretize_bilinear(A, B, 0.01)
+    C = torch.randn(args.state, generator=gen, dtype=dtype)
+
+    print(
+        f"SSM recurrence vs FFT convolution, CPU {args.dtype}, "
+        f"B={args.batch} N={args.state}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, load average "
+        f"{os.getloadavg()[0]:.2f}, median of {args.repeats} interleaved "
+        "repeats"
+    )
+    for L in args.lengths:
+        u = torch.randn(args.batch, L, generator=gen, dtype=dtype)
+        K = ssm_kernel(Ab, Bb, C, L)
+        runs = {
+            "recurrence": lambda: ssm_scan(Ab, Bb, C, u),
+            "FFT conv": lambda: causal_conv(u, K),
+            "kernel + FFT conv": lambda: causal_conv(
+                u, ssm_kernel(Ab, Bb, C, L)
+            ),
+        }
+        y_rec = runs["recurrence"]()
+        for name in ("FFT conv", "kernel + FFT conv"):
+            rel = ((runs[name]() - y_rec).norm() / y_rec.norm()).item()
+            tol = 1e-9 if dtype == torch.float64 else 1e-3
+            assert rel < tol, f"{name} disagrees: relative error {rel:.1e}"
+        for run in runs.values():  # warm up (FFT plans, allocator)
+            run()
+        times = {name: [] for name in runs}
+        for _ in range(args.repeats):
+            for name, run in runs.items():
+                times[name].append(seconds(run))
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        rec = medians["recurrence"]
+        print(f"L = {L}")
+        for name, m in medians.items():
+            print(
+                f"  {name:<18} {1000 * m:9.2f} ms   "
+                f"recurrence / this = {rec / m:7.1f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -8,6 +8,8 @@ One concept per module (the book's style guide), imports flowing downward:
 - ``gradients``  norm clipping, Pascanu et al.'s regularizer, decay probes
   (Chapter 2)
 - ``gated``      the LSTM and the GRU from their equations (Chapter 3)
+- ``ssm``        linear state space models: discretization, kernel, scan,
+  FFT convolution, HiPPO (Chapters 5-6)
 - ``tasks``      seeded synthetic tasks
 - ``train``      the training loop, which stops on a non-finite loss
 - ``plots``      the book's figures, one look for every chapter

@@ -32,10 +32,12 @@ the book, ``book/assignments/NN_slug.md`` (never a solution or a test).
 """
 
 import argparse
+import concurrent.futures
 import contextlib
 import csv
 import importlib.metadata
 import io
+import multiprocessing
 import pathlib
 import re
 import shutil
@@ -366,7 +368,40 @@ def _fmt(points):
     return f"{points:g}"
 
 
-def grade(submissions, build_dir=None, out=None, root=None, feedback=True):
+def _run_otter(path, zip_path):
+    """``otter run`` on one notebook; return plain (picklable) data.
+
+    Returns:
+        ``{"total", "possible", "scores": {question: points}, "error",
+        "log"}``; ``error`` is None when grading went through.
+    """
+    from otter.run import main as otter_run
+
+    log = io.StringIO()
+    out = {"total": 0, "possible": 0, "scores": {}, "error": None}
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            results = otter_run(
+                str(path),
+                autograder=str(zip_path),
+                output_dir=None,
+                no_logo=True,
+            )
+    except Exception as err:  # a broken submission must not stop the rest
+        out["error"] = f"{type(err).__name__}: {err}"
+    else:
+        log.write("\n\n" + results.summary() + "\n")
+        if results.catastrophic_error:
+            out["error"] = str(results.catastrophic_error)
+        out["total"], out["possible"] = results.total, results.possible
+        out["scores"] = {q: results.get_score(q) for q in results.test_files}
+    out["log"] = log.getvalue()
+    return out
+
+
+def grade(
+    submissions, build_dir=None, out=None, root=None, feedback=True, jobs=1
+):
     """Grade every notebook in ``submissions`` with ``otter run``; write a CSV.
 
     Each notebook is graded with the autograder of the assignment named in
@@ -381,26 +416,27 @@ def grade(submissions, build_dir=None, out=None, root=None, feedback=True):
         build_dir: where ``build`` wrote (default ``ROOT/_build/assignments``).
         out: the CSV (default ``SUBMISSIONS/scores.csv``).
         feedback: write otter's per-submission report.
+        jobs: notebooks graded at once (each in its own process and kernel).
 
     Returns:
         ``(csv path, rows)``, each row a dict with the columns
         ``submission, assignment, score, possible, error`` and one per
         question (points earned).
     """
-    from otter.run import main as otter_run
-
     submissions = pathlib.Path(submissions)
     if not submissions.is_dir():
         raise ValueError(
             "expected a folder of submitted notebooks, "
             f"got {str(submissions)!r}"
         )
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"expected jobs to be a positive int, got {jobs!r}")
     root = find_root(root)
     build_dir = (
         pathlib.Path(build_dir) if build_dir else root / "_build/assignments"
     )
     out = pathlib.Path(out) if out else submissions / "scores.csv"
-    rows, columns = [], []
+    rows, columns, tasks = [], [], {}
     for path in sorted(submissions.glob("*.ipynb")):
         name = _assignment_of(path)
         row = {"submission": path.name, "assignment": name or ""}
@@ -411,40 +447,46 @@ def grade(submissions, build_dir=None, out=None, root=None, feedback=True):
             )
             continue
         try:
-            zip_path = autograder_zip(build_dir, name)
+            tasks[path] = (row, autograder_zip(build_dir, name))
         except FileNotFoundError as err:
             row["error"] = str(err)
             continue
-        log = io.StringIO()
-        try:
-            with (
-                contextlib.redirect_stdout(log),
-                contextlib.redirect_stderr(log),
-            ):
-                results = otter_run(
-                    str(path),
-                    autograder=str(zip_path),
-                    output_dir=None,
-                    no_logo=True,
+        for question in questions(masters(root, [name])[name]):
+            if question not in columns:
+                columns.append(question)
+
+    if jobs == 1:
+        graded = (
+            (path, _run_otter(path, z)) for path, (_, z) in tasks.items()
+        )
+    else:
+        pool = concurrent.futures.ProcessPoolExecutor(
+            jobs, mp_context=multiprocessing.get_context("spawn")
+        )
+        futures = {
+            path: pool.submit(_run_otter, path, z)
+            for path, (_, z) in tasks.items()
+        }
+        graded = ((path, future.result()) for path, future in futures.items())
+    try:
+        for path, result in graded:
+            row = tasks[path][0]
+            if result["error"]:
+                row["error"] = result["error"]
+            if result["possible"]:
+                row["score"] = _fmt(result["total"])
+                row["possible"] = _fmt(result["possible"])
+                for question, points in result["scores"].items():
+                    row[question] = _fmt(points)
+            if feedback:
+                (submissions / "feedback").mkdir(exist_ok=True)
+                (submissions / "feedback" / f"{path.stem}.txt").write_text(
+                    result["log"]
                 )
-        except Exception as err:  # a broken submission must not stop the rest
-            row["error"] = f"{type(err).__name__}: {err}"
-        else:
-            log.write("\n\n" + results.summary() + "\n")
-            if results.catastrophic_error:
-                row["error"] = str(results.catastrophic_error)
-            row["score"] = _fmt(results.total)
-            row["possible"] = _fmt(results.possible)
-            for question in questions(masters(root, [name])[name]):
-                if question not in columns:
-                    columns.append(question)
-                if question in results.test_files:
-                    row[question] = _fmt(results.get_score(question))
-        if feedback:
-            (submissions / "feedback").mkdir(exist_ok=True)
-            (submissions / "feedback" / f"{path.stem}.txt").write_text(
-                log.getvalue()
-            )
+    finally:
+        if jobs > 1:
+            pool.shutdown()
+
     header = ["submission", "assignment", "score", "possible", "error"]
     header += columns
     tmp = out.with_name(out.name + ".tmp")
@@ -548,6 +590,12 @@ def main(argv=None):
     p_grade.add_argument(
         "--out", type=pathlib.Path, help="the CSV (default DIR/scores.csv)"
     )
+    p_grade.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="notebooks graded at once (default 1)",
+    )
     p_pages = sub.add_parser("pages", help="write the book's task pages")
     p_pages.add_argument(
         "--check", action="store_true", help="only report stale pages"
@@ -570,7 +618,9 @@ def main(argv=None):
         ).items():
             print(f"{kind:5s}  {path}")
     elif args.command == "grade":
-        out, rows = grade(args.dir, args.build_dir, args.out, args.root)
+        out, rows = grade(
+            args.dir, args.build_dir, args.out, args.root, jobs=args.jobs
+        )
         for row in rows:
             result = row.get("error") or f"{row['score']} / {row['possible']}"
             print(f"{row['submission']}: {result}")

@@ -96,6 +96,7 @@ def test_master_has_questions_with_public_and_hidden_tests(name):
 def test_unknown_assignment_name_is_refused():
     with pytest.raises(ValueError, match="expected assignment names"):
         assignments.masters(ROOT, ["99_nothing"])
+    assert assignments.main(["--root", str(ROOT), "build", "99_nothing"]) == 2
 
 
 # -------------------------------------------------------------- the build
@@ -117,6 +118,8 @@ def test_otter_assign_writes_student_notebook_and_autograder(built, name):
     assert re.search(r"torch==\S+", environment), environment
     student = nbformat.read(record["student"], as_version=4)
     assert student.metadata["otter"]["assignment_name"] == name
+    # its public tests run where students work, without the book's package
+    assert "rnnbook" not in record["student"].read_text()
 
 
 @pytest.mark.parametrize("name", NAMES)

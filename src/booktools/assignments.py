@@ -571,7 +571,10 @@ def pages(root=None, build_dir=None, check=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m booktools.assignments",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument(
         "--root", type=pathlib.Path, help="the book's repository"
     )
@@ -601,7 +604,14 @@ def main(argv=None):
         "--check", action="store_true", help="only report stale pages"
     )
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
+
+def _run(args):
     start = time.perf_counter()
     if args.command == "build":
         out = args.build_dir

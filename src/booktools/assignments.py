@@ -451,7 +451,8 @@ def grade(
         except FileNotFoundError as err:
             row["error"] = str(err)
             continue
-        for question in questions(masters(root, [name])[name]):
+        found = masters(root)  # the master's order, if it is in this book
+        for question in questions(found[name]) if name in found else []:
             if question not in columns:
                 columns.append(question)
 
@@ -478,6 +479,8 @@ def grade(
                 row["possible"] = _fmt(result["possible"])
                 for question, points in result["scores"].items():
                     row[question] = _fmt(points)
+                    if question not in columns:
+                        columns.append(question)
             if feedback:
                 (submissions / "feedback").mkdir(exist_ok=True)
                 (submissions / "feedback" / f"{path.stem}.txt").write_text(

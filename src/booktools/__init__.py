@@ -3,6 +3,8 @@
 - ``build``       builds the book, full or student edition (``python -m booktools.build``)
 - ``notebooks``   re-executes chapters in place (``python -m booktools.notebooks --all``)
 - ``sphinx_ext``  the book's Sphinx fixes (duplicate scripts, ARIA roles, the student edition)
+- ``assignments`` course assignments with otter-grader: build, sample submissions,
+  grade (``python -m booktools.assignments build|samples|grade``)
 
 It may import :mod:`rnnbook`; :mod:`rnnbook` never imports it. Paths come from
 arguments or from :func:`find_root`, the repository that holds ``_config.yml``.

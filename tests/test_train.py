@@ -1,10 +1,10 @@
-"""rnnbook.train: one update compared with a hand-written one, the non-finite stop, the
-state gradients against autograd, and the experiment script on its tiny configuration."""
+"""rnnbook.train: one update compared with a hand-written one, the
+non-finite stop, the state gradients against autograd, and the experiment
+script on its tiny configuration."""
 
 import json
 
 import numpy as np
-
 import pytest
 import torch
 from torch.nn import functional as F
@@ -33,7 +33,7 @@ def _batch(seed=0, T=12):
 
 
 def _manual_rnn_states(model, x):
-    """States h_0..h_T from an explicit loop, each a node autograd can differentiate."""
+    """States h_0..h_T from an explicit loop, each a node of the graph."""
     W_xh, W_hh = model.rnn.weight_ih_l0, model.rnn.weight_hh_l0
     b = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
     states = [torch.zeros(x.shape[0], W_hh.shape[0], dtype=x.dtype)]
@@ -65,7 +65,8 @@ def test_one_update_equals_the_update_written_by_hand(clip, alpha):
         omega_weight=alpha,
         progress=False,
     )
-    # by hand: E + alpha * Omega on an explicit loop, autograd, the clipping rule, one SGD step
+    # by hand: E + alpha * Omega on an explicit loop, autograd, the clipping
+    # rule, one SGD step
     states = _manual_rnn_states(reference, x)
     loss = F.cross_entropy(reference.readout(states[-1]), y)
     params = list(reference.parameters())
@@ -130,7 +131,7 @@ def test_records_per_step_gradient_norms_and_rejects_bad_arguments():
         )
 
 
-def test_experiment_script_tiny_configuration_writes_results_independent_of_workers(
+def test_experiment_script_tiny_configuration_independent_of_workers(
     tmp_path,
 ):
     one, two = tmp_path / "one.json", tmp_path / "two.json"
@@ -214,8 +215,16 @@ def test_accuracy_counts_argmax_matches_and_rejects_bad_targets():
         int(logits[i].argmax() == y[i]) for i in range(len(y))
     ) / len(y)
     assert accuracy(model, x, y) == expected
-    with pytest.raises(ValueError, match=r"int64 labels of shape \(B,\)"):
+    with pytest.raises(TypeError, match=r"int64 labels of shape \(B,\)"):
         accuracy(model, x, y.float())
+    with pytest.raises(ValueError, match=r"int64 labels of shape \(B,\)"):
+        accuracy(model, x, y[:-1])
+    with pytest.raises(ValueError, match="B = 0"):
+        accuracy(model, x[:0], y[:0])  # no mean over an empty batch
+    with pytest.raises(ValueError, match=r"targets in 0\.\.3"):
+        accuracy(model, x, torch.full_like(y, 4))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        accuracy(model, x.numpy(), y)
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
@@ -288,6 +297,12 @@ def test_an_optimizer_replaces_plain_sgd():
         ({"lr": "0.1"}, TypeError),
         ({"lr": 0.1j}, TypeError),
         ({"lr": 0.1, "progress": "False"}, TypeError),
+        ({"lr": 0.1, "clip": 0.5j}, TypeError),
+        ({"lr": 0.1, "clip": torch.tensor(0.5j)}, TypeError),
+        ({"lr": 0.1, "omega_weight": "0"}, TypeError),
+        ({"lr": 0.1, "desc": 3}, TypeError),
+        ({"lr": 0.1, "record_every": 2.0}, TypeError),
+        ({"lr": 0.1, "record_every": -1}, ValueError),
     ],
 )
 def test_non_finite_or_mistyped_hyper_parameters_are_rejected(kwargs, error):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from rnnbook import plots
 from rnnbook.gradients import (
     clip_grad_norm_,
     decay_rate,
@@ -14,7 +15,7 @@ from rnnbook.gradients import (
     pascanu_regularizer,
     state_gradient_norms,
 )
-from rnnbook.widgets import plot_gradient_decay
+from rnnbook.widgets import decay_curve
 
 
 @pytest.fixture(autouse=True)
@@ -258,22 +259,27 @@ def test_grad_norm_is_the_norm_of_all_gradients_joined():
     assert grad_norm([torch.zeros(2, requires_grad=True)]).item() == 0.0
 
 
-def test_explorer_plot_draws_the_closed_form_for_a_linear_rnn_and_its_bound():
+def test_explorer_curve_is_the_closed_form_for_a_linear_rnn_and_its_bound():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots()
-    norms = plot_gradient_decay(ax, 0.9, 30, "linear", hidden_size=8)
+    norms = decay_curve(0.9, 30, "linear", hidden_size=8)
     torch.testing.assert_close(norms, 0.9 ** torch.arange(30, -1, -1.0))
+    fig, ax = plots.figure()
+    plots.gradient_decay(ax, norms, 0.9, "linear", 1.0)
     measured, bound = ax.get_lines()
     torch.testing.assert_close(
         torch.tensor(bound.get_ydata()), 0.9 ** torch.arange(30, -1, -1.0)
     )
-    with pytest.raises(ValueError, match="activation to be one of"):
-        plot_gradient_decay(ax, 0.9, 30, "relu")
     plt.close(fig)
+    with pytest.raises(ValueError, match="activation to be one of"):
+        decay_curve(0.9, 30, "relu")
+    with pytest.raises(TypeError, match="T to be an int"):
+        decay_curve(0.9, 30.0, "tanh")
+    with pytest.raises(ValueError, match="rho"):
+        decay_curve(float("nan"), 30, "tanh")
 
 
 def test_state_gradient_norms_checks_h0_instead_of_broadcasting():

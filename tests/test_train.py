@@ -320,3 +320,29 @@ def test_numpy_scalars_and_0d_tensors_are_accepted():
         progress=False,
     )
     assert history.updates == 2
+
+
+def test_chapter2_sweep_runs_are_paired_and_rescale_the_radius(monkeypatch):
+    from rnnbook.experiments import chapter2
+    from rnnbook.torch_rnn import spectral_radius
+
+    monkeypatch.setattr(chapter2, "UPDATES", 100)
+    config, seeds = pascanu.Config(), pascanu.run_seeds(50, 0)
+    model = pascanu.initial_model(config, seeds, "orthogonal", 0.85)
+    assert spectral_radius(model.W_hh.detach()) == pytest.approx(0.85)
+    a, b = (pascanu.initial_model(config, seeds) for _ in range(2))
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)  # the alphas of a repeat share weights
+    run = chapter2.sweep_run(("rho", 0.85, 0))
+    assert run["seeds"] == seeds and run["spread_update"] == 0
+    assert 0.0 <= run["test_error"] <= 1.0 and run["spread"] > 0
+
+
+def test_exploding_run_is_paired_across_settings():
+    from rnnbook.experiments import chapter2
+
+    a = chapter2.exploding_run(1.0, lr=0.05, updates=3)
+    b = chapter2.exploding_run(None, lr=0.05, updates=3)
+    assert a.loss[0] == b.loss[0]  # same weights and first batch
+    with pytest.raises(ValueError, match="lr"):
+        chapter2.exploding_run(1.0, lr=float("inf"))

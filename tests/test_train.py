@@ -346,3 +346,13 @@ def test_exploding_run_is_paired_across_settings():
     assert a.loss[0] == b.loss[0]  # same weights and first batch
     with pytest.raises(ValueError, match="lr"):
         chapter2.exploding_run(1.0, lr=float("inf"))
+
+
+def test_run_seeds_accept_numpy_integers_and_reject_other_types():
+    assert pascanu.run_seeds(np.int64(50), np.int32(1)) == pascanu.run_seeds(
+        50, 1
+    )
+    with pytest.raises(TypeError, match="T to be an int"):
+        pascanu.run_seeds("50", 0)
+    with pytest.raises(ValueError, match="repeat to be an int >= 0"):
+        pascanu.run_seeds(50, -1)

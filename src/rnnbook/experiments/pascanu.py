@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from rnnbook._checks import check_int
 from rnnbook.experiments._io import (
     check_output_path,
     data_dir,
@@ -81,6 +82,7 @@ def run_seeds(T, repeat):
     deliberately not part of the key: the three methods of a cell share all
     three seeds, which is what makes the comparison paired.
     """
+    T, repeat = check_int("T", T, 1), check_int("repeat", repeat, 0)
     cell = np.random.SeedSequence(ENTROPY, spawn_key=(T, repeat))
     streams = cell.spawn(3)
     return {

@@ -325,3 +325,13 @@ def test_decay_rate_is_the_slope_of_the_log_norms():
         decay_rate(torch.zeros(5))
     with pytest.raises(TypeError, match="torch.Tensor"):
         decay_rate([1.0, 0.5])
+
+
+def test_shared_checks_keep_masks_and_indices_unless_real_is_asked():
+    from rnnbook._checks import check_shape, check_tensor
+
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    check_tensor("mask", mask, 2, "(B, S)")  # other modules pass masks
+    check_shape("tokens", torch.zeros(2, 3, dtype=torch.int64), (2, 3))
+    with pytest.raises(TypeError, match="real floating-point"):
+        check_tensor("mask", mask, 2, "(B, S)", real=True)

@@ -120,14 +120,16 @@ def check_real_dtype(name, value):
         )
 
 
-def check_tensor(name, value, ndim, shape_text):
-    """A real floating tensor with ``ndim`` dimensions."""
+def check_tensor(name, value, ndim, shape_text, real=False):
+    """A tensor with ``ndim`` dimensions; of a real floating dtype if
+    ``real`` (masks and token indices pass ``real=False``)."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(
             f"expected {name} to be a torch.Tensor of shape {shape_text}, "
             f"got {type(value).__name__}"
         )
-    check_real_dtype(name, value)
+    if real:
+        check_real_dtype(name, value)
     if value.dim() != ndim:
         raise ValueError(
             f"expected {name} of shape {shape_text} ({ndim} dims), "
@@ -135,14 +137,16 @@ def check_tensor(name, value, ndim, shape_text):
         )
 
 
-def check_shape(name, value, expected):
-    """A real floating tensor of exactly the shape ``expected``."""
+def check_shape(name, value, expected, real=False):
+    """A tensor of exactly the shape ``expected``; real floating if
+    ``real``."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(
             f"expected {name} to be a torch.Tensor of shape "
             f"{tuple(expected)}, got {type(value).__name__}"
         )
-    check_real_dtype(name, value)
+    if real:
+        check_real_dtype(name, value)
     if tuple(value.shape) != tuple(expected):
         raise ValueError(
             f"expected {name} of shape {tuple(expected)}, got {_shape(value)}"

@@ -163,9 +163,9 @@ def pascanu_regularizer(W_hh, hs, grads):
     Returns:
         ``Omega``, a 0-d tensor.
     """
-    check_tensor("W_hh", W_hh, 2, "(H, H)")
-    check_tensor("hs", hs, 3, "(B, T+1, H)")
-    check_tensor("grads", grads, 3, "(B, T, H)")
+    check_tensor("W_hh", W_hh, 2, "(H, H)", real=True)
+    check_tensor("hs", hs, 3, "(B, T+1, H)", real=True)
+    check_tensor("grads", grads, 3, "(B, T, H)", real=True)
     check_same_dtype(W_hh=W_hh, hs=hs, grads=grads)
     B, T1, H = hs.shape
     if T1 == 0:
@@ -226,15 +226,15 @@ def state_gradient_norms(W_hh, W_xh, b, xs, activation="tanh", h0=None):
         (``norms[T] = 1``).
     """
     check_choice("activation", activation, ACTIVATIONS)
-    check_tensor("xs", xs, 3, "(B, T, D)")
-    check_tensor("W_hh", W_hh, 2, "(H, H)")
+    check_tensor("xs", xs, 3, "(B, T, D)", real=True)
+    check_tensor("W_hh", W_hh, 2, "(H, H)", real=True)
     B, T, D = xs.shape
     H = W_hh.shape[0]
-    check_shape("W_hh", W_hh, (H, H))
-    check_shape("W_xh", W_xh, (H, D))
-    check_shape("b", b, (H,))
+    check_shape("W_hh", W_hh, (H, H), real=True)
+    check_shape("W_xh", W_xh, (H, D), real=True)
+    check_shape("b", b, (H,), real=True)
     if h0 is not None:
-        check_shape("h0", h0, (B, H))
+        check_shape("h0", h0, (B, H), real=True)
     check_same_dtype(
         W_hh=W_hh, W_xh=W_xh, b=b, xs=xs, **({} if h0 is None else {"h0": h0})
     )
@@ -268,7 +268,7 @@ def decay_rate(norms):
     Returns:
         The slope, a float (negative when the gradient decays).
     """
-    check_tensor("norms", norms, 1, "(T+1,)")
+    check_tensor("norms", norms, 1, "(T+1,)", real=True)
     if len(norms) < 2 or not bool((norms > 0).all()):
         raise ValueError(
             f"expected at least two positive norms, got {norms.tolist()[:5]}"

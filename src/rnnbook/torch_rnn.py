@@ -215,7 +215,7 @@ class VanillaRNN(nn.Module):
                 f"expected a dict with keys {sorted(expected)}, got {got}"
             )
         for name, shape in expected.items():
-            check_shape(name, weights[name], shape)
+            check_shape(name, weights[name], shape, real=True)
             if not bool(weights[name].isfinite().all()):
                 raise ValueError(f"expected {name} to have finite entries")
         with torch.no_grad():

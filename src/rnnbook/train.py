@@ -79,8 +79,8 @@ def state_gradients_torch(W_hh, hs, loss, nonlinearity="tanh"):
         nonlinearity: ``"tanh"`` or ``"relu"``, the model's ``f``.
     """
     check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
-    check_tensor("W_hh", W_hh, 2, "(H, H)")
-    check_tensor("hs", hs, 3, "(B, T+1, H)")
+    check_tensor("W_hh", W_hh, 2, "(H, H)", real=True)
+    check_tensor("hs", hs, 3, "(B, T+1, H)", real=True)
     (direct,) = torch.autograd.grad(loss, hs, retain_graph=True)  # (B, T+1, H)
     if nonlinearity == "tanh":
         total = state_gradients(
@@ -253,7 +253,7 @@ def accuracy(model, inputs, targets):
     Returns:
         A float in ``[0, 1]``.
     """
-    check_tensor("inputs", inputs, 3, "(B, T, D)")
+    check_tensor("inputs", inputs, 3, "(B, T, D)", real=True)
     if not isinstance(targets, torch.Tensor) or targets.dtype != torch.int64:
         what = (
             f"dtype {targets.dtype}"

@@ -1,22 +1,27 @@
-"""rnnbook.gradients against torch.nn.utils, explicit Jacobians, autograd and finite differences."""
+"""rnnbook.gradients against torch.nn.utils, explicit Jacobians, autograd
+and finite differences; and its answers to bad input."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from rnnbook import plots
 from rnnbook.gradients import (
     clip_grad_norm_,
+    decay_rate,
     grad_norm,
     pascanu_regularizer,
     state_gradient_norms,
 )
-from rnnbook.widgets import plot_gradient_decay
+from rnnbook.widgets import decay_curve
 
 
 @pytest.fixture(autouse=True)
 def float64():
-    """Every test here runs in float64 (for gradcheck and tight comparisons), then restores the default."""
+    """Every test here runs in float64 (for gradcheck and tight
+    comparisons), then restores the default."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     yield
@@ -63,10 +68,63 @@ def test_clip_grad_norm_leaves_non_finite_gradients_for_the_caller():
     assert p.grad[1].item() == 1.0
 
 
-@pytest.mark.parametrize("bad", [0, -1.0, None, True])
-def test_clip_grad_norm_rejects_a_non_positive_threshold(bad):
-    with pytest.raises(ValueError, match="positive number"):
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (0, ValueError),
+        (-1.0, ValueError),
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+        (None, TypeError),
+        (True, TypeError),
+        ("1.0", TypeError),
+        (1j, TypeError),
+        (torch.tensor([1.0]), TypeError),
+    ],
+)
+def test_clip_grad_norm_rejects_a_bad_threshold(bad, error):
+    with pytest.raises(error, match="max_norm"):
         clip_grad_norm_(_params_with_grads(1.0), bad)
+
+
+@pytest.mark.parametrize(
+    "max_norm", [np.float32(0.5), np.int64(1), torch.tensor(0.5)]
+)
+def test_clip_grad_norm_accepts_numpy_scalars_and_a_0d_tensor(max_norm):
+    ours, theirs = _params_with_grads(10.0), _params_with_grads(10.0)
+    clip_grad_norm_(ours, max_norm)
+    torch.nn.utils.clip_grad_norm_(theirs, float(max_norm))
+    for p, q in zip(ours[:2], theirs[:2]):
+        torch.testing.assert_close(p.grad, q.grad)
+
+
+def test_clip_grad_norm_of_float16_gradients_does_not_overflow():
+    """300 finite entries of 1e4: the sum of squares (3e10) is far beyond
+    float16's largest number (65504), but the norm is computed wider."""
+    p = torch.zeros(300, dtype=torch.float16, requires_grad=True)
+    p.grad = torch.full((300,), 1e4, dtype=torch.float16)
+    norm = clip_grad_norm_(p, 1.0)
+    assert norm.item() == pytest.approx(1e4 * math.sqrt(300), rel=1e-3)
+    assert p.grad.dtype == torch.float16 and p.grad.isfinite().all()
+    expected = torch.full((300,), 1 / math.sqrt(300), dtype=torch.float64)
+    torch.testing.assert_close(p.grad.double(), expected, rtol=2e-3, atol=0)
+
+
+def test_grad_norm_of_finite_float32_gradients_beyond_its_range():
+    p = torch.zeros(4, dtype=torch.float32, requires_grad=True)
+    p.grad = torch.full((4,), 1e30, dtype=torch.float32)
+    assert grad_norm(p).item() == pytest.approx(2e30, rel=1e-6)
+    clip_grad_norm_(p, 1.0)
+    torch.testing.assert_close(
+        p.grad, torch.full((4,), 0.5, dtype=torch.float32)
+    )
+
+
+def test_clip_grad_norm_rejects_what_is_not_a_tensor():
+    with pytest.raises(TypeError, match="tensors"):
+        clip_grad_norm_([np.zeros(3)], 1.0)
+    with pytest.raises(TypeError, match="iterable of tensors"):
+        grad_norm(3.0)
 
 
 def _rnn_states(B=3, T=5, D=2, H=4, seed=0):
@@ -88,11 +146,10 @@ def test_regularizer_equals_its_definition_with_explicit_jacobians():
     expected = 0.0
     for n in range(B):
         for t in range(1, T1):
-            step = lambda h_prev: torch.tanh(
-                W_hh @ h_prev + W_xh @ xs[n, t - 1] + b
-            )  # noqa: E731
+            x_t = xs[n, t - 1]
             J = torch.autograd.functional.jacobian(
-                step, hs[n, t - 1]
+                lambda h_prev: torch.tanh(W_hh @ h_prev + W_xh @ x_t + b),
+                hs[n, t - 1],
             )  # (H, H): dh_t/dh_{t-1}
             g = grads[n, t - 1]
             expected += (
@@ -104,7 +161,7 @@ def test_regularizer_equals_its_definition_with_explicit_jacobians():
     )
 
 
-def test_regularizer_gradient_matches_finite_differences_and_treats_grads_as_constant():
+def test_regularizer_gradient_matches_finite_differences_grads_constant():
     W_hh, _, _, _, hs, grads = _rnn_states()
     W_hh.requires_grad_(True)
     hs.requires_grad_(True)
@@ -116,7 +173,7 @@ def test_regularizer_gradient_matches_finite_differences_and_treats_grads_as_con
     assert grads.grad is None and W_hh.grad is not None and hs.grad is not None
 
 
-def test_regularizer_is_zero_for_norm_preserving_steps_and_skips_zero_gradients():
+def test_regularizer_is_zero_for_norm_preserving_steps_skips_zero_grads():
     H = 6
     Q, _ = torch.linalg.qr(
         torch.randn(H, H, generator=torch.Generator().manual_seed(1))
@@ -170,7 +227,7 @@ def test_state_gradient_norms_match_autograd(activation):
     )
 
 
-def test_linear_rnn_with_scaled_orthogonal_matrix_decays_exactly_as_rho_to_the_gap():
+def test_linear_rnn_with_rho_times_orthogonal_decays_as_rho_to_the_gap():
     H, T, rho = 8, 12, 0.9
     Q, _ = torch.linalg.qr(
         torch.randn(H, H, generator=torch.Generator().manual_seed(2))
@@ -202,19 +259,79 @@ def test_grad_norm_is_the_norm_of_all_gradients_joined():
     assert grad_norm([torch.zeros(2, requires_grad=True)]).item() == 0.0
 
 
-def test_explorer_plot_draws_the_closed_form_for_a_linear_rnn_and_its_bound():
+def test_explorer_curve_is_the_closed_form_for_a_linear_rnn_and_its_bound():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots()
-    norms = plot_gradient_decay(ax, 0.9, 30, "linear", hidden_size=8)
+    norms = decay_curve(0.9, 30, "linear", hidden_size=8)
     torch.testing.assert_close(norms, 0.9 ** torch.arange(30, -1, -1.0))
+    fig, ax = plots.figure()
+    plots.gradient_decay(ax, norms, 0.9, "linear", 1.0)
     measured, bound = ax.get_lines()
     torch.testing.assert_close(
         torch.tensor(bound.get_ydata()), 0.9 ** torch.arange(30, -1, -1.0)
     )
-    with pytest.raises(ValueError, match="activation to be one of"):
-        plot_gradient_decay(ax, 0.9, 30, "relu")
     plt.close(fig)
+    with pytest.raises(ValueError, match="activation to be one of"):
+        decay_curve(0.9, 30, "relu")
+    with pytest.raises(TypeError, match="T to be an int"):
+        decay_curve(0.9, 30.0, "tanh")
+    with pytest.raises(ValueError, match="rho"):
+        decay_curve(float("nan"), 30, "tanh")
+
+
+def test_state_gradient_norms_checks_h0_instead_of_broadcasting():
+    W_hh, W_xh, b, xs, _, _ = _rnn_states(B=3, H=4)
+    for bad in (torch.zeros(1, 4), torch.zeros(4), torch.zeros(3, 5)):
+        with pytest.raises(ValueError, match=r"h0 of shape \(3, 4\)"):
+            state_gradient_norms(W_hh, W_xh, b, xs, "tanh", h0=bad)
+    h0 = 0.5 * torch.ones(3, 4)
+    with_h0 = state_gradient_norms(W_hh, W_xh, b, xs, "tanh", h0=h0)
+    assert not torch.equal(with_h0, state_gradient_norms(W_hh, W_xh, b, xs))
+
+
+def test_state_gradient_norms_rejects_bad_types_flags_and_dtypes():
+    W_hh, W_xh, b, xs, hs, grads = _rnn_states()
+    with pytest.raises(TypeError, match="activation"):
+        state_gradient_norms(W_hh, W_xh, b, xs, activation=True)
+    with pytest.raises(TypeError, match="real floating-point"):
+        state_gradient_norms(W_hh.to(torch.complex128), W_xh, b, xs)
+    with pytest.raises(TypeError, match="real floating-point"):
+        state_gradient_norms(W_hh, W_xh, b, xs.to(torch.complex128))
+    with pytest.raises(TypeError, match="one dtype"):
+        state_gradient_norms(W_hh.float(), W_xh, b, xs)
+    with pytest.raises(TypeError, match="real floating-point"):
+        pascanu_regularizer(W_hh, hs, grads.to(torch.complex128))
+
+
+def test_empty_sequences_work_and_empty_batches_raise():
+    W_hh, W_xh, b, xs, hs, grads = _rnn_states(B=3, T=5)
+    norms = state_gradient_norms(W_hh, W_xh, b, xs[:, :0])
+    torch.testing.assert_close(norms, torch.ones(1))  # T = 0: only h_T
+    omega = pascanu_regularizer(W_hh, hs[:, :1], grads[:, :0])
+    assert omega.item() == 0.0  # no transition, nothing to preserve
+    with pytest.raises(ValueError, match="B = 0"):
+        state_gradient_norms(W_hh, W_xh, b, xs[:0])
+    with pytest.raises(ValueError, match="B = 0"):
+        pascanu_regularizer(W_hh, hs[:0], grads[:0])
+
+
+def test_decay_rate_is_the_slope_of_the_log_norms():
+    rates = 0.9 ** torch.arange(10, -1, -1.0)
+    assert decay_rate(rates) == pytest.approx(math.log(0.9), rel=1e-12)
+    with pytest.raises(ValueError, match="positive"):
+        decay_rate(torch.zeros(5))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        decay_rate([1.0, 0.5])
+
+
+def test_shared_checks_keep_masks_and_indices_unless_real_is_asked():
+    from rnnbook._checks import check_shape, check_tensor
+
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    check_tensor("mask", mask, 2, "(B, S)")  # other modules pass masks
+    check_shape("tokens", torch.zeros(2, 3, dtype=torch.int64), (2, 3))
+    with pytest.raises(TypeError, match="real floating-point"):
+        check_tensor("mask", mask, 2, "(B, S)", real=True)

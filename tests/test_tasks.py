@@ -1,5 +1,6 @@
-"""rnnbook.tasks: each sequence decoded and checked against the task's definition."""
+"""rnnbook.tasks: each sequence decoded and checked against the definition."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,7 +50,8 @@ def test_adding_problem_matches_its_definition():
     )
     expected = 0.5 + (values * markers).sum(1) / 4
     torch.testing.assert_close(targets, expected)
-    # every admissible position is used: the second marker is uniform over [0, T//2 - 1) without the first
+    # every admissible position is used: the second marker is uniform over
+    # [0, T//2 - 1) without the first
     assert set(last.tolist()) == set(range(1, T // 2 - 1))
     # predicting 0.5 costs Var(X1 + X2) / 16 = 1/24
     assert abs((targets - 0.5).pow(2).mean().item() - 1 / 24) < 0.004
@@ -68,12 +70,29 @@ def test_same_generator_seed_same_data_and_different_seed_different_data():
         (temporal_order, 0, 20, "n to be an int >= 1"),
         (temporal_order, 4, 9, "T to be an int >= 10"),
         (adding_problem, 4, 5, "T to be an int >= 6"),
-        (adding_problem, 4, 20.0, "T to be an int"),
+        (adding_problem, 0, 20, "n to be an int >= 1"),
+        (temporal_order, 4, 0, "T to be an int >= 10"),
+        (adding_problem, 4, 0, "T to be an int >= 6"),
     ],
 )
 def test_bad_sizes_are_rejected(task, n, T, match):
     with pytest.raises(ValueError, match=match):
         task(n, T, gen())
+
+
+@pytest.mark.parametrize("task", [temporal_order, adding_problem])
+def test_sizes_of_the_wrong_type_raise_type_error(task):
+    for n, T in ((4, 20.0), ("4", 20), (True, 20), (4, None)):
+        with pytest.raises(TypeError, match="to be an int"):
+            task(n, T, gen())
+
+
+@pytest.mark.parametrize("task", [temporal_order, adding_problem])
+def test_numpy_integer_sizes_are_accepted(task):
+    inputs, targets = task(np.int64(3), np.int32(20), gen(1))
+    reference = task(3, 20, gen(1))
+    assert torch.equal(inputs, reference[0])
+    assert torch.equal(targets, reference[1])
 
 
 def test_generator_is_required():

@@ -1,5 +1,6 @@
-"""rnnbook.train: one update compared with a hand-written one, the non-finite stop, the
-state gradients against autograd, and the experiment script on its tiny configuration."""
+"""rnnbook.train: one update compared with a hand-written one, the
+non-finite stop, the state gradients against autograd, and the experiment
+script on its tiny configuration."""
 
 import json
 
@@ -32,7 +33,7 @@ def _batch(seed=0, T=12):
 
 
 def _manual_rnn_states(model, x):
-    """States h_0..h_T from an explicit loop, each a node autograd can differentiate."""
+    """States h_0..h_T from an explicit loop, each a node of the graph."""
     W_xh, W_hh = model.rnn.weight_ih_l0, model.rnn.weight_hh_l0
     b = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
     states = [torch.zeros(x.shape[0], W_hh.shape[0], dtype=x.dtype)]
@@ -64,7 +65,8 @@ def test_one_update_equals_the_update_written_by_hand(clip, alpha):
         omega_weight=alpha,
         progress=False,
     )
-    # by hand: E + alpha * Omega on an explicit loop, autograd, the clipping rule, one SGD step
+    # by hand: E + alpha * Omega on an explicit loop, autograd, the clipping
+    # rule, one SGD step
     states = _manual_rnn_states(reference, x)
     loss = F.cross_entropy(reference.readout(states[-1]), y)
     params = list(reference.parameters())
@@ -129,7 +131,7 @@ def test_records_per_step_gradient_norms_and_rejects_bad_arguments():
         )
 
 
-def test_experiment_script_tiny_configuration_writes_results_independent_of_workers(
+def test_experiment_script_tiny_configuration_independent_of_workers(
     tmp_path,
 ):
     one, two = tmp_path / "one.json", tmp_path / "two.json"
@@ -213,8 +215,16 @@ def test_accuracy_counts_argmax_matches_and_rejects_bad_targets():
         int(logits[i].argmax() == y[i]) for i in range(len(y))
     ) / len(y)
     assert accuracy(model, x, y) == expected
-    with pytest.raises(ValueError, match=r"int64 labels of shape \(B,\)"):
+    with pytest.raises(TypeError, match=r"int64 labels of shape \(B,\)"):
         accuracy(model, x, y.float())
+    with pytest.raises(ValueError, match=r"int64 labels of shape \(B,\)"):
+        accuracy(model, x, y[:-1])
+    with pytest.raises(ValueError, match="B = 0"):
+        accuracy(model, x[:0], y[:0])  # no mean over an empty batch
+    with pytest.raises(ValueError, match=r"targets in 0\.\.3"):
+        accuracy(model, x, torch.full_like(y, 4))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        accuracy(model, x.numpy(), y)
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
@@ -287,6 +297,12 @@ def test_an_optimizer_replaces_plain_sgd():
         ({"lr": "0.1"}, TypeError),
         ({"lr": 0.1j}, TypeError),
         ({"lr": 0.1, "progress": "False"}, TypeError),
+        ({"lr": 0.1, "clip": 0.5j}, TypeError),
+        ({"lr": 0.1, "clip": torch.tensor(0.5j)}, TypeError),
+        ({"lr": 0.1, "omega_weight": "0"}, TypeError),
+        ({"lr": 0.1, "desc": 3}, TypeError),
+        ({"lr": 0.1, "record_every": 2.0}, TypeError),
+        ({"lr": 0.1, "record_every": -1}, ValueError),
     ],
 )
 def test_non_finite_or_mistyped_hyper_parameters_are_rejected(kwargs, error):
@@ -304,3 +320,39 @@ def test_numpy_scalars_and_0d_tensors_are_accepted():
         progress=False,
     )
     assert history.updates == 2
+
+
+def test_chapter2_sweep_runs_are_paired_and_rescale_the_radius(monkeypatch):
+    from rnnbook.experiments import chapter2
+    from rnnbook.torch_rnn import spectral_radius
+
+    monkeypatch.setattr(chapter2, "UPDATES", 100)
+    config, seeds = pascanu.Config(), pascanu.run_seeds(50, 0)
+    model = pascanu.initial_model(config, seeds, "orthogonal", 0.85)
+    assert spectral_radius(model.W_hh.detach()) == pytest.approx(0.85)
+    a, b = (pascanu.initial_model(config, seeds) for _ in range(2))
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)  # the alphas of a repeat share weights
+    run = chapter2.sweep_run(("rho", 0.85, 0))
+    assert run["seeds"] == seeds and run["spread_update"] == 0
+    assert 0.0 <= run["test_error"] <= 1.0 and run["spread"] > 0
+
+
+def test_exploding_run_is_paired_across_settings():
+    from rnnbook.experiments import chapter2
+
+    a = chapter2.exploding_run(1.0, lr=0.05, updates=3)
+    b = chapter2.exploding_run(None, lr=0.05, updates=3)
+    assert a.loss[0] == b.loss[0]  # same weights and first batch
+    with pytest.raises(ValueError, match="lr"):
+        chapter2.exploding_run(1.0, lr=float("inf"))
+
+
+def test_run_seeds_accept_numpy_integers_and_reject_other_types():
+    assert pascanu.run_seeds(np.int64(50), np.int32(1)) == pascanu.run_seeds(
+        50, 1
+    )
+    with pytest.raises(TypeError, match="T to be an int"):
+        pascanu.run_seeds("50", 0)
+    with pytest.raises(ValueError, match="repeat to be an int >= 0"):
+        pascanu.run_seeds(50, -1)

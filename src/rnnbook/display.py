@@ -23,6 +23,7 @@ def show_source(obj):
         source = inspect.getsource(obj)
     except TypeError as err:
         raise TypeError(
-            f"show_source expected a function, class or module, got {type(obj).__name__}"
+            "show_source expected a function, class or module, got "
+            f"{type(obj).__name__}"
         ) from err
     return Code(source, language="python")

@@ -70,6 +70,333 @@ def figure(ncols=1, nrows=1, width=4.2, height=3.2, **kwargs):
 
 # ------------------------------------------- Chapter 2: vanishing/exploding
 
+import numpy as np  # noqa: E402 (kept in this chapter's section)
+
+METHOD_COLORS = {
+    "MSGD": "#7F7F7F",
+    "MSGD-C": "#4C72B0",
+    "MSGD-CR": "#DD8452",
+}
+"""Chapter 2: one colour per training method."""
+
+
+def gradient_decay(ax, norms, rho, activation, gamma):
+    """Draw measured ``||u dh_T/dh_k||`` and the bound ``(rho gamma)^gap``.
+
+    Args:
+        ax: a matplotlib axes.
+        norms: ``(T+1,)`` tensor indexed by ``k``
+            (:func:`rnnbook.widgets.decay_curve`).
+        rho, activation, gamma: the setting, for the labels and the bound.
+    """
+    T = len(norms) - 1
+    gaps = np.arange(T, -1, -1)
+    with book_style():
+        # wide and light, so that a bound drawn on top of it stays visible
+        ax.semilogy(
+            gaps, norms, lw=3.5, alpha=0.5, label=f"measured, {activation}"
+        )
+        ax.semilogy(
+            gaps,
+            (rho * gamma) ** gaps.astype(float),
+            "k--",
+            lw=1,
+            label=r"bound $(\lambda_1\gamma)^{T-k}$",
+        )
+        ax.set_xlabel("gap $T-k$ (steps)")
+        ax.set_ylabel(r"$\|u\,\partial h_T/\partial h_k\|$")
+        ax.set_title(rf"$\rho = {rho:.2f}$, {activation}")
+        ax.legend(loc="lower left")
+
+
+def decay_rates(curves, rhos):
+    """Two panels, linear and tanh: the measured norms for each ``rho``.
+
+    Args:
+        curves: ``{(activation, rho): norms}`` for ``"linear"``, ``"tanh"``.
+        rhos: the radii, in the order of the legend.
+    """
+    fig, axes = figure(2, width=5, height=3.6, sharey=True)
+    with book_style():
+        for ax, activation in zip(axes, ("linear", "tanh")):
+            for rho in rhos:
+                norms = curves[activation, rho]
+                gaps = np.arange(len(norms) - 1, -1, -1)
+                ax.semilogy(gaps, norms, label=rf"$\rho={rho}$")
+            ax.set_title(f"{activation} RNN")
+            ax.set_xlabel("gap $T-k$ (steps)")
+        axes[0].set_ylabel(r"$\|u\,\partial h_T/\partial h_k\|$")
+        axes[1].legend()
+    return fig
+
+
+def decay_grid(panels):
+    """A 2x2 grid of :func:`gradient_decay` panels.
+
+    Args:
+        panels: four ``(rho, activation, gamma, norms)`` tuples.
+    """
+    fig, axes = figure(2, 2, width=5, height=3.2, sharex=True)
+    for ax, (rho, activation, gamma, norms) in zip(axes.flat, panels):
+        gradient_decay(ax, norms, rho, activation, gamma)
+    for ax in axes[0]:
+        ax.set_xlabel("")
+    return fig
+
+
+def fixed_point_diagram(stable, unstable, folds):
+    """Fixed points of one sigmoid unit against its bias.
+
+    Args:
+        stable, unstable: ``(n, 2)`` arrays of ``(b, x*)``
+            (:func:`rnnbook.dynamics.fixed_points`).
+        folds: the two closed-form bifurcation biases.
+    """
+    fig, ax = figure(width=6.4, height=3.6)
+    with book_style():
+        for points, color, label in (
+            (stable, "#4C72B0", "stable fixed point"),
+            (unstable, "#C44E52", "unstable fixed point"),
+        ):
+            ax.plot(*points.T, ".", ms=2, color=color, label=label)
+        for b in folds:
+            ax.axvline(b, color="k", lw=0.8, ls="--")
+        ax.set_xlabel("bias $b$")
+        ax.set_ylabel("fixed point $x^*$")
+        ax.legend(loc="upper left", markerscale=4)
+    return fig
+
+
+def loss_wall(W_grid, B_grid, E_grid, start, step_plain, step_clipped):
+    """The single unit's loss over ``(w, b)`` with one SGD step at the wall.
+
+    The unclipped step is far longer than the frame and is drawn 1.5 units
+    long; the clipped step (length ``lr tau``) is drawn at its true length
+    in a magnified inset around the starting point, and, magnified 50
+    times, in the main panel.
+
+    Args:
+        W_grid, B_grid, E_grid: the grid and the loss on it.
+        start: ``(w, b)`` of the starting point.
+        step_plain, step_clipped: the two steps, arrays of shape ``(2,)``.
+    """
+    fig, ax = figure(width=6.4, height=4.4)
+    start = np.asarray(start, dtype=float)
+    with book_style():
+        levels = ax.contourf(
+            W_grid, B_grid, np.log10(E_grid + 1e-6), 30, cmap="viridis"
+        )
+        fig.colorbar(levels, ax=ax, label=r"$\log_{10} E(w, b)$")
+        plain = np.asarray(step_plain, dtype=float)
+        clipped = np.asarray(step_clipped, dtype=float)
+        arrows = (
+            (
+                plain * 1.5 / np.linalg.norm(plain),
+                "#C44E52",
+                2.5,
+                "SGD step (leaves the frame; drawn 1.5 long)",
+            ),
+            (clipped * 50, "white", 2.5, "clipped step, drawn 50x longer"),
+        )
+        for step, color, lw, label in arrows:
+            ax.annotate(
+                "",
+                xy=start + step,
+                xytext=start,
+                arrowprops=dict(arrowstyle="-|>", color=color, lw=lw),
+                annotation_clip=False,
+            )
+            ax.plot([], [], color=color, lw=lw, label=label)
+        ax.plot(*start, "o", color="white", mec="k", ms=6, label="start")
+        ax.set_xlim(W_grid.min(), W_grid.max())
+        ax.set_ylim(B_grid.min(), B_grid.max())
+        ax.set_xlabel("$w$")
+        ax.set_ylabel("$b$")
+        legend = ax.legend(loc="lower left", fontsize=8, frameon=True)
+        legend.get_frame().set_alpha(0.8)
+        # the clipped step at its true length, magnified around the start
+        half = 2.5 * np.linalg.norm(clipped)
+        inset = ax.inset_axes([0.66, 0.66, 0.32, 0.32])
+        inset.contourf(
+            W_grid, B_grid, np.log10(E_grid + 1e-6), 30, cmap="viridis"
+        )
+        inset.annotate(
+            "",
+            xy=start + clipped,
+            xytext=start,
+            arrowprops=dict(arrowstyle="-|>", color="white", lw=2),
+        )
+        inset.plot(*start, "o", color="white", mec="k", ms=5)
+        inset.set_xlim(start[0] - half, start[0] + half)
+        inset.set_ylim(start[1] - half, start[1] + half)
+        inset.set_xticks([])
+        inset.set_yticks([])
+        inset.set_title("true length", fontsize=8, color="white", y=0.02)
+    return fig
+
+
+def exploding_runs(histories, baseline, loss_ylim=(1e-2, 10)):
+    """Loss and gradient norm of training runs, one line per run.
+
+    Args:
+        histories: ``{label: History}``.
+        baseline: the loss of the constant prediction, drawn dashed.
+        loss_ylim: the loss axis's range; a diverging run leaves it (its
+            whole curve is in the gradient-norm panel).
+    """
+    fig, axes = figure(2, width=5, height=3.6)
+    with book_style():
+        for label, history in histories.items():
+            (line,) = axes[0].semilogy(history.loss, label=label, lw=1.2)
+            axes[1].semilogy(history.grad_norm, label=label, lw=1.2)
+            if history.stopped:
+                axes[0].axvline(
+                    history.updates, color=line.get_color(), lw=0.8, ls=":"
+                )
+        axes[0].axhline(
+            baseline, color="k", lw=0.8, ls="--", label="predict 0.5"
+        )
+        axes[1].axhline(
+            1.0, color="k", lw=0.8, ls=":", label=r"threshold $\tau = 1$"
+        )
+        axes[0].set_ylim(*loss_ylim)
+        axes[0].set_ylabel("training loss (MSE)")
+        axes[1].set_ylabel("gradient norm before clipping")
+        for ax in axes:
+            ax.set_xlabel("update")
+            ax.legend(fontsize=8)
+    return fig
+
+
+def regularizer_profiles(histories, T):
+    """The training loss of each method, and its per-step ``||dE/dh_t||``.
+
+    Args:
+        histories: ``{"MSGD": ..., "MSGD-C": ..., "MSGD-CR": ...}``, each
+            run with ``record_every`` (four recorded updates are drawn).
+        T: the sequence length.
+    """
+    fig, axes = figure(2, 2, width=5, height=3.2)
+    axes = axes.flat
+    with book_style():
+        for method, history in histories.items():
+            axes[0].plot(
+                np.convolve(history.loss, np.ones(50) / 50, mode="valid"),
+                color=METHOD_COLORS[method],
+                label=method,
+            )
+        axes[0].axhline(
+            np.log(4), color="k", lw=0.8, ls="--", label=r"$\log 4$"
+        )
+        axes[0].set_xlabel("update")
+        axes[0].set_ylabel("training loss (moving mean of 50)")
+        axes[0].legend(fontsize=8)
+        for ax, (method, history) in zip(axes[1:], histories.items()):
+            recorded = history.state_grad_norms
+            for (update, norms), shade in zip(
+                recorded[::3], (0.25, 0.5, 0.75, 1.0)
+            ):
+                ax.semilogy(
+                    np.arange(1, T + 1),
+                    norms,
+                    color=plt.cm.viridis(shade),
+                    label=f"update {update}",
+                )
+            ax.set_title(method)
+            ax.set_xlabel("step $t$")
+            ax.set_ylabel(r"$\|\partial E/\partial h_t\|$ (batch mean)")
+        axes[1].legend(fontsize=8)
+    return fig
+
+
+def initial_decay(at_init, radii):
+    """Gradient decay at initialization, one curve per scheme.
+
+    Left, the whole range on a log scale; right, the three schemes whose
+    signal survives 100 steps, on a linear scale, so that no curve hides
+    another.
+
+    Args:
+        at_init: ``{scheme: norms}``, each ``(T+1,)``.
+        radii: ``{scheme: spectral radius of W_hh}``.
+    """
+    fig, axes = figure(2, width=5, height=3.6)
+    styles = {
+        "sigmoid": ("#8172B3", "-"),
+        "basic_tanh": ("#55A868", "-"),
+        "smart_tanh": ("#4C72B0", "-"),
+        "orthogonal": ("#DD8452", "-"),
+        "identity": ("#C44E52", "--"),
+    }
+    with book_style():
+        for scheme, norms in at_init.items():
+            gaps = np.arange(len(norms) - 1, -1, -1)
+            color, ls = styles[scheme]
+            label = f"{scheme} ($\\rho$ = {radii[scheme]:.2f})"
+            axes[0].semilogy(
+                gaps, norms.clamp_min(1e-300), color=color, ls=ls, label=label
+            )
+            if scheme in ("smart_tanh", "orthogonal", "identity"):
+                axes[1].plot(gaps, norms, color=color, ls=ls, label=label)
+        axes[0].set_ylim(1e-40, 10)
+        axes[0].set_ylabel(r"$\|u\,\partial h_T/\partial h_k\|$ at init")
+        axes[0].legend(fontsize=8)
+        axes[1].set_ylim(0, 1.05)
+        axes[1].set_title("the top three, linear scale")
+        for ax in axes:
+            ax.set_xlabel("gap $T-k$ (steps)")
+    return fig
+
+
+def success_rates(runs, methods, lengths, success_error):
+    """Success rate and every run's test error against the length.
+
+    Args:
+        runs: the run dicts of :mod:`rnnbook.experiments.pascanu`.
+        methods, lengths: the order of the methods and lengths.
+        success_error: the success threshold on the test error.
+    """
+    fig, axes = figure(2, width=5, height=3.6)
+    offsets = np.linspace(-0.12, 0.12, len(methods))
+    x = np.arange(len(lengths))
+    with book_style():
+        for offset, method in zip(offsets, methods):
+            color = METHOD_COLORS[method]
+            errors = [
+                [
+                    r["test_error"]
+                    for r in runs
+                    if r["method"] == method and r["T"] == T
+                ]
+                for T in lengths
+            ]
+            rate = [
+                100 * np.mean([e < success_error for e in es]) for es in errors
+            ]
+            axes[0].plot(x + offset, rate, "o-", color=color, label=method)
+            for i, es in enumerate(errors):
+                axes[1].plot(
+                    np.full(len(es), x[i] + offset),
+                    es,
+                    "o",
+                    ms=4,
+                    color=color,
+                    alpha=0.7,
+                    label=method if i == 0 else None,
+                )
+        axes[0].set_ylabel("success rate (%)")
+        axes[0].set_ylim(-5, 105)
+        axes[1].set_ylabel("test error of each run")
+        axes[1].axhline(0.75, color="k", lw=0.8, ls="--", label="chance")
+        axes[1].axhline(
+            success_error, color="k", lw=0.8, ls=":", label="success threshold"
+        )
+        for ax in axes:
+            ax.set_xticks(x, [str(T) for T in lengths])
+            ax.set_xlabel("sequence length $T$")
+            ax.legend(fontsize=8)
+    return fig
+
 
 # --------------------------------------------------------- Chapter 3: gating
 

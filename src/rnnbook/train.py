@@ -3,17 +3,18 @@
 One loop covers the three methods Pascanu, Mikolov & Bengio (2013) compare:
 
 - **MSGD**: mini-batch stochastic gradient descent;
-- **MSGD-C**: the same with the gradient's norm clipped (:func:`rnnbook.gradients.clip_grad_norm_`);
+- **MSGD-C**: the same with the gradient's norm clipped
+  (:func:`rnnbook.gradients.clip_grad_norm_`);
 - **MSGD-CR**: clipping plus the vanishing-gradient regularizer
-  (:func:`rnnbook.gradients.pascanu_regularizer`), minimising ``E + alpha * Omega``.
+  (:func:`rnnbook.gradients.pascanu_regularizer`), minimising
+  ``E + alpha * Omega``.
 
-The loop draws a fresh batch every update, shows a tqdm progress bar, and returns
-its :class:`History`. When the loss or the gradient norm stops being finite it stops,
-prints why, and returns the history up to the last finite update: a diverged run is
-reported, never plotted as NaN.
+The loop draws a fresh batch every update, shows a tqdm progress bar, and
+returns its :class:`History`. When the loss or the gradient norm stops being
+finite it stops, prints why, and returns the history up to the last finite
+update: a diverged run is reported, never plotted as NaN.
 """
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,21 +22,30 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from rnnbook._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_nonempty_batch,
+    check_real,
+    check_tensor,
+)
 from rnnbook.gradients import clip_grad_norm_, grad_norm, pascanu_regularizer
 from rnnbook.numpy_rnn import state_gradients
 
 
 @dataclass
 class History:
-    """What a training run recorded, one entry per update unless stated otherwise.
+    """What a training run recorded, one entry per update unless stated.
 
     Attributes:
         loss: the task loss ``E`` of each update's batch.
         grad_norm: the norm of the full gradient before clipping.
         omega: the regularizer ``Omega`` (0 when it was not used).
-        state_grad_norms: ``(update, norms)`` pairs every ``record_every`` updates, where
-            ``norms[t-1] = mean over the batch of ||dE/dh_t||`` for ``t = 1..T``.
-        stopped: ``None`` if every update ran, else the reason the run stopped.
+        state_grad_norms: ``(update, norms)`` pairs every ``record_every``
+            updates, where ``norms[t-1]`` is the batch mean of
+            ``||dE/dh_t||`` for ``t = 1..T``.
+        stopped: ``None`` if every update ran, else why the run stopped.
     """
 
     loss: list = field(default_factory=list)
@@ -63,14 +73,14 @@ def state_gradients_torch(W_hh, hs, loss, nonlinearity="tanh"):
 
     Args:
         W_hh: the recurrent matrix, ``(H, H)``.
-        hs: the states ``h_0 .. h_T``, ``(B, T+1, H)``, part of ``loss``'s graph.
+        hs: the states ``h_0 .. h_T``, ``(B, T+1, H)``, in ``loss``'s
+            graph.
         loss: a scalar computed from ``hs``.
         nonlinearity: ``"tanh"`` or ``"relu"``, the model's ``f``.
     """
-    if nonlinearity not in ("tanh", "relu"):
-        raise ValueError(
-            f"expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}"
-        )
+    check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+    check_tensor("W_hh", W_hh, 2, "(H, H)", real=True)
+    check_tensor("hs", hs, 3, "(B, T+1, H)", real=True)
     (direct,) = torch.autograd.grad(loss, hs, retain_graph=True)  # (B, T+1, H)
     if nonlinearity == "tanh":
         total = state_gradients(
@@ -90,31 +100,6 @@ def state_gradients_torch(W_hh, hs, loss, nonlinearity="tanh"):
     for t in range(states.shape[1] - 1, 0, -1):  # grads[:, t] is dE/dh_{t+1}
         grads[:, t - 1] = direct[:, t - 1] + (grads[:, t] * slopes[:, t]) @ W
     return grads.to(hs.dtype)
-
-
-def _check_number(name, value, low=0.0, allow_low=False):
-    """``value`` as a finite float above ``low`` (or equal, with ``allow_low``)."""
-    if isinstance(value, bool) or not isinstance(
-        value, (int, float, np.integer, np.floating, torch.Tensor)
-    ):
-        raise TypeError(
-            f"expected {name} to be a real number, got {type(value).__name__}"
-        )
-    if isinstance(value, torch.Tensor):
-        if value.dim() != 0 or value.is_complex():
-            raise TypeError(
-                f"expected {name} to be a real scalar, "
-                f"got a tensor of shape {tuple(value.shape)}"
-            )
-        value = value.item()
-    value = float(value)
-    ok = value >= low if allow_low else value > low
-    if not math.isfinite(value) or not ok:
-        bound = f">= {low}" if allow_low else f"> {low}"
-        raise ValueError(
-            f"expected {name} to be finite and {bound}, got {value}"
-        )
-    return value
 
 
 def train(
@@ -163,19 +148,8 @@ def train(
     Returns:
         The :class:`History`. ``History.stopped`` says why a run ended early.
     """
-    for name, value, low in (
-        ("steps", steps, 1),
-        ("record_every", record_every, 0),
-    ):
-        if (
-            not isinstance(value, (int, np.integer))
-            or isinstance(value, bool)
-            or value < low
-        ):
-            raise ValueError(
-                f"expected {name} to be an int >= {low}, got {value!r}"
-            )
-    steps, record_every = int(steps), int(record_every)
+    steps = check_int("steps", steps, 1)
+    record_every = check_int("record_every", record_every, 0)
     if (lr is None) == (optimizer is None):
         raise ValueError(
             "expected exactly one of lr (plain SGD) and optimizer, got "
@@ -194,15 +168,13 @@ def train(
                 "expected optimizer to update the parameters of model"
             )
     else:
-        lr = _check_number("lr", lr)
+        lr = check_real("lr", lr, low=0.0)
     if clip is not None:
-        clip = _check_number("clip", clip)
-    omega_weight = _check_number("omega_weight", omega_weight, allow_low=True)
-    for name, value in (("progress", progress),):
-        if not isinstance(value, bool):
-            raise TypeError(
-                f"expected {name} to be True or False, got {value!r}"
-            )
+        clip = check_real("clip", clip, low=0.0)
+    omega_weight = check_real("omega_weight", omega_weight, 0.0, True)
+    progress = check_bool("progress", progress)
+    if not isinstance(desc, str):
+        raise TypeError(f"expected desc to be a str, got {desc!r}")
     if not callable(make_batch) or not callable(loss_fn):
         raise TypeError("expected make_batch and loss_fn to be callables")
     nonlinearity = getattr(model, "nonlinearity", None)
@@ -270,27 +242,41 @@ def train(
 
 @torch.no_grad()
 def accuracy(model, inputs, targets):
-    """The fraction of sequences whose predicted class (argmax of ``y``) equals ``targets``.
+    """The fraction of sequences whose class ``argmax y`` equals ``targets``.
 
     Args:
-        model: returns ``(y, hs)`` with ``y`` of shape ``(B, O)``, as :class:`rnnbook.torch_rnn.VanillaRNN`.
-        inputs: ``(B, T, D)``.
-        targets: integer labels, shape ``(B,)``.
+        model: returns ``(y, hs)`` with ``y`` of shape ``(B, O)``, as
+            :class:`rnnbook.torch_rnn.VanillaRNN`.
+        inputs: ``(B, T, D)`` with ``B >= 1``.
+        targets: int64 labels in ``0..O-1``, shape ``(B,)``.
+
+    Returns:
+        A float in ``[0, 1]``.
     """
-    if (
-        not isinstance(targets, torch.Tensor)
-        or targets.dim() != 1
-        or targets.dtype != torch.int64
-        or not isinstance(inputs, torch.Tensor)
-        or len(targets) != len(inputs)
-    ):
-        shape = (
-            tuple(targets.shape)
+    check_tensor("inputs", inputs, 3, "(B, T, D)", real=True)
+    if not isinstance(targets, torch.Tensor) or targets.dtype != torch.int64:
+        what = (
+            f"dtype {targets.dtype}"
             if isinstance(targets, torch.Tensor)
             else type(targets).__name__
         )
-        raise ValueError(
-            f"expected targets to be int64 labels of shape (B,) matching inputs' batch, got {shape}"
+        raise TypeError(
+            f"expected targets to be int64 labels of shape (B,), got {what}"
         )
+    if targets.dim() != 1 or len(targets) != len(inputs):
+        raise ValueError(
+            "expected targets to be int64 labels of shape (B,) matching "
+            f"inputs {tuple(inputs.shape)}, got {tuple(targets.shape)}"
+        )
+    check_nonempty_batch("inputs", len(inputs))
     y, _ = model(inputs)
+    if y.dim() != 2 or len(y) != len(targets):
+        raise ValueError(
+            f"expected the model's y of shape (B, O), got {tuple(y.shape)}"
+        )
+    if bool(((targets < 0) | (targets >= y.shape[-1])).any()):
+        raise ValueError(
+            f"expected targets in 0..{y.shape[-1] - 1}, got values from "
+            f"{targets.min().item()} to {targets.max().item()}"
+        )
     return (y.argmax(dim=-1) == targets).double().mean().item()

@@ -1,25 +1,27 @@
-"""Success rate against sequence length on the temporal-order problem: MSGD, MSGD-C, MSGD-CR.
+"""Success rate against sequence length, temporal order: MSGD, -C and -CR.
 
-A laptop-scale version of the synthetic-task experiment of Pascanu, Mikolov & Bengio
-(2013, §4.1): 50 tanh units with their "smart tanh" initialization, mini-batch SGD,
-norm clipping at 1, and the regularizer ``Omega``. A run *succeeds* when fewer than 1%
-of 10,000 fresh test sequences are misclassified, the paper's criterion.
+A laptop-scale version of the synthetic-task experiment of Pascanu,
+Mikolov & Bengio (2013, §4.1): 50 tanh units with their "smart tanh"
+initialization, mini-batch SGD, norm clipping at 1, and the regularizer
+``Omega``. A run *succeeds* when fewer than 1% of 10,000 fresh test
+sequences are misclassified, the paper's criterion.
 
 Usage::
 
-    python -m rnnbook.experiments.pascanu            # the full run behind Chapter 2's figure
-    python -m rnnbook.experiments.pascanu --tiny --out /tmp/tiny.json   # seconds, for tests
+    python -m rnnbook.experiments.pascanu   # the run behind Chapter 2
+    python -m rnnbook.experiments.pascanu --tiny --out /tmp/tiny.json
 
-The comparison is *paired*: at the same (length, repeat) the three methods start from
-the same weights, see the same batches in the same order and are tested on the same
-sequences, so the method is the only difference between them. The three generators of
-a (length, repeat) cell (weights, training batches, test set) come from
-:class:`numpy.random.SeedSequence` streams keyed by that cell alone
-(:func:`run_seeds`), so no two cells share a stream and the results do not depend on
-the number of worker processes or on the order the runs are scheduled in.
+The comparison is *paired*: at the same (length, repeat) the three methods
+start from the same weights, see the same batches in the same order and are
+tested on the same sequences, so the method is the only difference between
+them. The three generators of a (length, repeat) cell (weights, training
+batches, test set) come from :class:`numpy.random.SeedSequence` streams
+keyed by that cell alone (:func:`run_seeds`), so no two cells share a
+stream and the results do not depend on the number of worker processes or
+on the order the runs are scheduled in.
 
-The result file holds the configuration, every run's seeds and outcome, the command
-and the seconds the whole run took; it is written atomically.
+The result file holds the configuration, every run's seeds and outcome,
+the command and the seconds the whole run took; it is written atomically.
 """
 
 import argparse
@@ -32,17 +34,18 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from rnnbook._checks import check_int
 from rnnbook.experiments._io import (
     check_output_path,
     data_dir,
     write_json_atomic,
 )
 from rnnbook.tasks import temporal_order
-from rnnbook.torch_rnn import VanillaRNN, init_weights
+from rnnbook.torch_rnn import VanillaRNN, init_weights, spectral_radius
 from rnnbook.train import accuracy, train
 
 ENTROPY = 20130216
-"""The root of every run's seed streams (a fixed number; changing it re-draws every run)."""
+"""The root of every run's seed streams (changing it re-draws every run)."""
 
 METHODS = {
     # name: (clip threshold, regularizer weight alpha)
@@ -71,13 +74,15 @@ TINY = Config(lengths=(10, 12), repeats=1, updates=20, n_test=200)
 
 
 def run_seeds(T, repeat):
-    """The seeds of the (length, repeat) cell: ``{"init": ..., "data": ..., "test": ...}``.
+    """The seeds of a (length, repeat) cell: ``{"init", "data", "test"}``.
 
-    Each is a 64-bit integer drawn from its own :class:`numpy.random.SeedSequence`
-    stream, spawned from ``SeedSequence(ENTROPY, spawn_key=(T, repeat))``. The method
-    is deliberately not part of the key: the three methods of a cell share all three
-    seeds, which is what makes the comparison paired.
+    Each is a 64-bit integer drawn from its own
+    :class:`numpy.random.SeedSequence` stream, spawned from
+    ``SeedSequence(ENTROPY, spawn_key=(T, repeat))``. The method is
+    deliberately not part of the key: the three methods of a cell share all
+    three seeds, which is what makes the comparison paired.
     """
+    T, repeat = check_int("T", T, 1), check_int("repeat", repeat, 0)
     cell = np.random.SeedSequence(ENTROPY, spawn_key=(T, repeat))
     streams = cell.spawn(3)
     return {
@@ -86,41 +91,62 @@ def run_seeds(T, repeat):
     }
 
 
+def initial_model(config, seeds, scheme=None, rho=None):
+    """The network a run starts from: ``config.init`` weights drawn from
+    ``seeds["init"]``; another ``scheme``, and ``W_hh`` rescaled to spectral
+    radius ``rho``, if given (Chapter 2's exercise on the radius)."""
+    torch.manual_seed(seeds["init"])
+    model = VanillaRNN(6, config.hidden_size, 4)
+    weights = init_weights(
+        scheme or config.init,
+        6,
+        config.hidden_size,
+        4,
+        torch.Generator().manual_seed(seeds["init"]),
+    )
+    if rho is not None:
+        weights["W_hh"] *= rho / spectral_radius(weights["W_hh"])
+    return model.load_weights(weights)
+
+
+def evaluation_set(config, T, seeds):
+    """The ``config.n_test`` test sequences of length ``T`` of a cell."""
+    generator = torch.Generator().manual_seed(seeds["test"])
+    return temporal_order(config.n_test, T, generator)
+
+
+def train_run(model, config, T, seeds, clip, alpha, updates, record_every=0):
+    """Train ``model`` with MSGD (``clip=None``), MSGD-C or MSGD-CR on
+    batches drawn from ``seeds["data"]``; return its History."""
+    data = torch.Generator().manual_seed(seeds["data"])
+    return train(
+        model,
+        lambda: temporal_order(config.batch_size, T, data),
+        updates,
+        lr=config.lr,
+        clip=clip,
+        omega_weight=alpha,
+        record_every=record_every,
+        progress=False,
+    )
+
+
+def error_rate(model, history, config, T, seeds):
+    """The fraction of the cell's test set misclassified (1 if diverged)."""
+    if history.stopped is not None:
+        return 1.0
+    return 1.0 - accuracy(model, *evaluation_set(config, T, seeds))
+
+
 def run_one(job):
     """Train one network; return a dict describing the run."""
     config, method, T, repeat = job
     seeds = run_seeds(T, repeat)
-    torch.manual_seed(seeds["init"])
     clip, alpha = METHODS[method]
-    model = VanillaRNN(6, config.hidden_size, 4)
-    model.load_weights(
-        init_weights(
-            config.init,
-            6,
-            config.hidden_size,
-            4,
-            torch.Generator().manual_seed(seeds["init"]),
-        )
-    )
-    data = torch.Generator().manual_seed(seeds["data"])
+    model = initial_model(config, seeds)
     start = time.perf_counter()
-    history = train(
-        model,
-        lambda: temporal_order(config.batch_size, T, data),
-        config.updates,
-        lr=config.lr,
-        clip=clip,
-        omega_weight=alpha,
-        progress=False,
-    )
-    test_inputs, test_targets = temporal_order(
-        config.n_test, T, torch.Generator().manual_seed(seeds["test"])
-    )
-    error = (
-        1.0 - accuracy(model, test_inputs, test_targets)
-        if history.stopped is None
-        else 1.0
-    )
+    history = train_run(model, config, T, seeds, clip, alpha, config.updates)
+    error = error_rate(model, history, config, T, seeds)
     return {
         "method": method,
         "T": T,
@@ -140,7 +166,7 @@ def _one_thread():
 
 
 def run(config, workers=2, progress=True):
-    """Every (method, length, repeat) run of ``config``; returns the list of run dicts."""
+    """Every (method, length, repeat) run of ``config``, a list of dicts."""
     jobs = [
         (config, m, T, r)
         for T in config.lengths
@@ -161,10 +187,11 @@ def run(config, workers=2, progress=True):
             for result in pool.imap_unordered(run_one, jobs):
                 runs.append(result)
                 if progress:
+                    r = result
                     print(
-                        f"[{len(runs)}/{len(jobs)}] {result['method']:8s} T={result['T']:4d} "
-                        f"repeat {result['repeat']}: test error {result['test_error']:.3f} "
-                        f"({result['seconds']} s)",
+                        f"[{len(runs)}/{len(jobs)}] {r['method']:8s} "
+                        f"T={r['T']:4d} repeat {r['repeat']}: test error "
+                        f"{r['test_error']:.3f} ({r['seconds']} s)",
                         flush=True,
                     )
     return sorted(

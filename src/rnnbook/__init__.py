@@ -7,6 +7,8 @@ One concept per module (the book's style guide), imports flowing downward:
 - ``torch_rnn``  the vanilla RNN in PyTorch and Chapter 2's initializations
 - ``gradients``  norm clipping, Pascanu et al.'s regularizer, decay probes
   (Chapter 2)
+- ``dynamics``   one sigmoid unit as a dynamical system: fixed points and
+  the loss wall (Chapter 2)
 - ``gated``      the LSTM and the GRU from their equations (Chapter 3)
 - ``ssm``        linear state space models: discretization, kernel, scan,
   FFT convolution, HiPPO (Chapters 5-6)
@@ -15,7 +17,8 @@ One concept per module (the book's style guide), imports flowing downward:
 - ``plots``      the book's figures, one look for every chapter
 - ``widgets``    interactive explorers, each with a static twin
 - ``display``    shows the source of the code a chapter runs
-- ``experiments`` runs longer than a chapter; results in ``rnnbook.data``
+- ``experiments`` runs longer than a chapter (``pascanu``, ``chapter2``);
+  results in ``rnnbook.data``
 
 The book's tooling (building the book, re-executing chapters, assignments)
 is a separate package, ``booktools``; ``rnnbook`` never imports it.

@@ -77,6 +77,9 @@ def write_json_atomic(path, obj):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)  # mkstemp makes the file private (0600);
+        os.umask(umask)  # give it the mode any new file would get
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""The experiments' result files (JSON), shipped with rnnbook as ``rnnbook.data``.
+"""The experiments' result files (JSON), shipped as ``rnnbook.data``.
 
 Read them with :func:`rnnbook.experiments.load_result`; write them with the
 experiment scripts (``python -m rnnbook.experiments.NAME``).

@@ -1,8 +1,8 @@
-"""What every experiment script shares: where results go, and writing them safely.
+"""What every experiment script shares: where results go, written safely.
 
-Results are JSON files in the repository's ``chapters/data/``, which the package
-also ships as :mod:`rnnbook.data`, so a chapter opened alone (on Colab, say) reads
-them with :func:`load_result` from the installed package.
+Results are JSON files in the repository's ``chapters/data/``, which the
+package also ships as :mod:`rnnbook.data`, so a chapter opened alone (on
+Colab, say) reads them with :func:`load_result` from the installed package.
 """
 
 import json
@@ -13,15 +13,16 @@ from importlib import resources
 
 
 def data_dir():
-    """The folder that holds the experiments' result files (``chapters/data/``)."""
+    """The folder of the experiments' result files (``chapters/data/``)."""
     return pathlib.Path(str(resources.files("rnnbook.data")))
 
 
 def load_result(name):
-    """The parsed result file ``name`` (e.g. ``"pascanu_temporal_order.json"``)."""
+    """The parsed result file ``name``, e.g. ``"chapter2_sweeps.json"``."""
     if not isinstance(name, str) or not name.endswith(".json") or "/" in name:
         raise ValueError(
-            f"expected a result file name such as 'pascanu_temporal_order.json', got {name!r}"
+            "expected a result file name such as "
+            f"'pascanu_temporal_order.json', got {name!r}"
         )
     path = resources.files("rnnbook.data") / name
     if not path.is_file():
@@ -61,11 +62,12 @@ def check_output_path(path):
 
 
 def write_json_atomic(path, obj):
-    """Write ``obj`` as JSON to ``path`` so that ``path`` is never half-written.
+    """Write ``obj`` as JSON to ``path``; ``path`` is never half-written.
 
-    The text goes to a temporary file in the same folder, is flushed to disk, and
-    then replaces ``path`` in one :func:`os.replace`; if anything fails on the way,
-    the old file (if any) is untouched and the temporary file is removed.
+    The text goes to a temporary file in the same folder, is flushed to
+    disk, and then replaces ``path`` in one :func:`os.replace`; if anything
+    fails on the way, the old file (if any) is untouched and the temporary
+    file is removed.
     """
     path = pathlib.Path(path)
     text = json.dumps(obj, indent=1) + "\n"

@@ -1,18 +1,12 @@
 """The vanilla RNN and backpropagation through time, in NumPy (Chapter 1).
 
-The letters (``B``, ``T``, ``D``, ``H``) are the book's: see its notation
-page and the :mod:`rnnbook` package docstring, the one glossary.
+The letters (``B``, ``T``, ``D``, ``H``) and the names ``xs``, ``hs``,
+``dhs`` are the book's: see its notation page and the glossary in the
+:mod:`rnnbook` package docstring. Two conventions of this module only:
 
-Conventions of this module:
-
-- ``hs`` holds ``h_0 .. h_T``, shape ``(B, T+1, H)``: ``hs[:, 0]`` is
-  ``h_0``, so ``hs[:, t]`` is ``h_t`` and the index matches the subscript.
-- ``dhs`` is the gradient of the loss with respect to ``h_1 .. h_T`` that
-  arrives from the per-step loss terms ``L_t`` only (not through the
-  recurrence), shape ``(B, T, H)``.
 - ``da`` is the gradient with respect to the pre-activation
-  ``a_t = W_hh h_{t-1} + W_xh x_t + b``.
-- Row vectors: with a batch, ``h_t`` is a row of ``hs[:, t]``, so ``W h``
+  ``a_t = W_hh h_{t-1} + W_xh x_t + b``;
+- row vectors: with a batch, ``h_t`` is a row of ``hs[:, t]``, so ``W h``
   becomes ``h @ W.T``. Everything is computed in float64.
 
 Two implementations of the gradients live here, as the style guide asks:

@@ -114,6 +114,32 @@ def accuracy(model, inputs, targets, mask):
     return correct[mask].float().mean().item()
 
 
+def _check_settings(chunk, gap, rounds, batch, length, hidden_size, lr, seed):
+    """The integer settings of :func:`train_chunked` as ints; lr checked."""
+    chunk = _int_at_least("chunk", chunk, 1)
+    gap = _int_at_least("gap", gap, 1)
+    rounds = _int_at_least("rounds", rounds, 1)
+    batch = _int_at_least("batch", batch, 1)
+    length = _int_at_least("length", length, gap + 1)
+    hidden_size = _int_at_least("hidden_size", hidden_size, 1)
+    seed = _int_at_least("seed", seed, 0)
+    if gap >= 200:
+        raise ValueError(f"expected gap < 200 (the test length), got {gap}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)):
+        raise TypeError(f"expected lr to be a float, got {type(lr).__name__}")
+    if not np.isfinite(lr) or lr <= 0:
+        raise ValueError(f"expected lr to be finite and > 0, got {lr}")
+    return chunk, gap, rounds, batch, length, hidden_size, seed
+
+
+def _three_seeds(seed):
+    """Three independent integer seeds spawned from ``SeedSequence(seed)``."""
+    return tuple(
+        int(stream.generate_state(1)[0])
+        for stream in np.random.SeedSequence(seed).spawn(3)
+    )
+
+
 def train_chunked(
     chunk,
     gap,
@@ -152,24 +178,10 @@ def train_chunked(
     Returns:
         The test accuracy after each round, a float array ``(rounds,)``.
     """
-    chunk = _int_at_least("chunk", chunk, 1)
-    gap = _int_at_least("gap", gap, 1)
-    rounds = _int_at_least("rounds", rounds, 1)
-    batch = _int_at_least("batch", batch, 1)
-    length = _int_at_least("length", length, gap + 1)
-    hidden_size = _int_at_least("hidden_size", hidden_size, 1)
-    seed = _int_at_least("seed", seed, 0)
-    if gap >= 200:
-        raise ValueError(f"expected gap < 200 (the test length), got {gap}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)):
-        raise TypeError(f"expected lr to be a float, got {type(lr).__name__}")
-    if not np.isfinite(lr) or lr <= 0:
-        raise ValueError(f"expected lr to be finite and > 0, got {lr}")
-
-    init_seed, train_seed, test_seed = (
-        int(stream.generate_state(1)[0])
-        for stream in np.random.SeedSequence(seed).spawn(3)
+    chunk, gap, rounds, batch, length, hidden_size, seed = _check_settings(
+        chunk, gap, rounds, batch, length, hidden_size, lr, seed
     )
+    init_seed, train_seed, test_seed = _three_seeds(seed)
     with torch.random.fork_rng(devices=[]):  # leaves the global RNG alone
         torch.manual_seed(init_seed)
         model = Recaller(hidden_size)

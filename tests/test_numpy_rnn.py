@@ -1,5 +1,6 @@
-"""rnnbook.numpy_rnn against torch (forward and autograd, float64), central finite differences,
-and an independent autograd construction of the truncated gradient."""
+"""rnnbook.numpy_rnn against torch (forward and autograd, float64),
+central finite differences, and an independent autograd construction of
+the truncated gradient; then bad input, one test per class."""
 
 import numpy as np
 import pytest
@@ -24,7 +25,10 @@ def _problem(seed=0, scale=1.0):
 
 
 def _torch_states(p, requires_grad=True, detach_before=None):
-    """States as a list of torch tensors; if ``detach_before=s``, h_{s} is cut from its past."""
+    """States as a list of torch tensors.
+
+    With ``detach_before=s``, h_s is cut from its past.
+    """
     t = {
         k: torch.tensor(v, requires_grad=requires_grad and k != "xs")
         for k, v in p.items()
@@ -51,12 +55,11 @@ def _torch_grads(p):
 
 
 def _truncated_torch_grads(p, k):
-    """Truncated gradient built term by term: for step t, a graph cut k steps back."""
+    """Truncated gradient term by term: for step t, a graph cut k back."""
     total = {key: np.zeros_like(p[key]) for key in KEYS}
     for t_step in range(1, T + 1):
-        cut = (
-            t_step - k
-        )  # h_{cut} is a leaf for this term; no cut if it would be before h_0
+        # h_cut is a leaf for this term; no cut if it would be before h_0
+        cut = t_step - k
         t, hs = _torch_states(p, detach_before=cut if cut >= 1 else None)
         term = (hs[t_step] * torch.tensor(p["dhs"][:, t_step - 1])).sum()
         grads = torch.autograd.grad(
@@ -255,15 +258,112 @@ def test_bptt_rejects_non_finite(name):
         bptt(**args)
 
 
-@pytest.mark.parametrize("truncate", [0, -3, 2.0, True, "3", 1.5])
-def test_bptt_rejects_bad_truncate(truncate):
+@pytest.mark.parametrize("truncate", [0, -3, np.int64(0)])
+def test_bptt_rejects_truncate_below_one(truncate):
     p = _problem()
     with pytest.raises(ValueError, match="truncate") as info:
         _call(p, truncate=truncate)
-    assert repr(truncate) in str(info.value)
+    assert str(truncate) in str(info.value)
+
+
+@pytest.mark.parametrize("truncate", [True, False, 2.0, "3", 1.5, [3]])
+def test_bptt_rejects_truncate_of_the_wrong_type(truncate):
+    """A bool is not an int here: truncate=True must not mean k = 1."""
+    p = _problem()
+    with pytest.raises(TypeError, match="truncate") as info:
+        _call(p, truncate=truncate)
+    assert type(truncate).__name__ in str(info.value)
+
+
+@pytest.mark.parametrize("k", [np.int8(3), np.int32(3), np.uint16(3)])
+def test_bptt_accepts_numpy_integer_truncate(k):
+    p = _problem(seed=7)
+    ours, ref = _call(p, truncate=k), _call(p, truncate=3)
+    for key in KEYS:
+        np.testing.assert_array_equal(ours[key], ref[key])
 
 
 def test_non_numeric_input_is_a_type_error():
     p = _problem()
     with pytest.raises(TypeError, match="xs"):
         rnn_forward(p["W_xh"], p["W_hh"], p["b"], "not an array", p["h0"])
+
+
+@pytest.mark.parametrize("name", ["W_xh", "W_hh", "b", "xs", "h0"])
+def test_complex_input_is_a_type_error(name):
+    """A complex array must not lose its imaginary part silently."""
+    p = _problem()
+    p[name] = p[name] + 1j
+    with pytest.raises(TypeError, match=name) as info:
+        rnn_forward(p["W_xh"], p["W_hh"], p["b"], p["xs"], p["h0"])
+    assert "complex" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["hs", "dhs"])
+def test_complex_states_or_gradients_are_a_type_error(name):
+    p = _problem()
+    args = {
+        "hs": rnn_forward(p["W_xh"], p["W_hh"], p["b"], p["xs"], p["h0"]),
+        "dhs": p["dhs"],
+    }
+    args[name] = args[name] * (1 + 0j)  # complex dtype, imaginary part 0
+    with pytest.raises(TypeError, match=name):
+        bptt(p["W_xh"], p["W_hh"], p["b"], p["xs"], **args)
+    with pytest.raises(TypeError, match=name):
+        state_gradients(p["W_hh"], **args)
+    if name == "hs":
+        with pytest.raises(TypeError, match="h_t"):
+            step_jacobian(p["W_hh"], args["hs"][:, 1])
+
+
+def test_boolean_array_is_a_type_error():
+    """Bits as bools are not silently read as 0.0 and 1.0."""
+    p = _problem()
+    with pytest.raises(TypeError, match="xs .*bool"):
+        rnn_forward(p["W_xh"], p["W_hh"], p["b"], p["xs"] > 0, p["h0"])
+
+
+def test_integer_arrays_are_accepted_as_reals():
+    p = _problem()
+    ints = np.arange(B * T * D).reshape(B, T, D) % 3 - 1  # int64
+    ours = rnn_forward(p["W_xh"], p["W_hh"], p["b"], ints, p["h0"])
+    ref = rnn_forward(p["W_xh"], p["W_hh"], p["b"], ints * 1.0, p["h0"])
+    np.testing.assert_array_equal(ours, ref)
+
+
+@pytest.mark.parametrize("truncate", [None, 1, 3])
+def test_empty_sequence_has_zero_gradients(truncate):
+    """T = 0: no steps, no loss terms, so every gradient is exactly zero."""
+    p = _problem()
+    xs, dhs = p["xs"][:, :0], p["dhs"][:, :0]  # (B, 0, D), (B, 0, H)
+    hs = rnn_forward(p["W_xh"], p["W_hh"], p["b"], xs, p["h0"])
+    assert hs.shape == (B, 1, H)
+    np.testing.assert_array_equal(hs[:, 0], p["h0"])
+    dh = state_gradients(p["W_hh"], hs, dhs)
+    assert dh.shape == (B, 1, H) and np.all(dh == 0.0)
+    grads = bptt(p["W_xh"], p["W_hh"], p["b"], xs, hs, dhs, truncate)
+    for key in KEYS:
+        assert grads[key].shape == np.shape(p[key]), key
+        assert np.all(grads[key] == 0.0), key
+
+
+@pytest.mark.parametrize("truncate", [None, 2])
+def test_empty_batch_gives_empty_states_and_zero_gradients(truncate):
+    """B = 0: empty states, zero parameter gradients, no NaN."""
+    p = _problem()
+    xs, h0, dhs = p["xs"][:0], p["h0"][:0], p["dhs"][:0]
+    hs = rnn_forward(p["W_xh"], p["W_hh"], p["b"], xs, h0)
+    assert hs.shape == (0, T + 1, H)
+    assert state_gradients(p["W_hh"], hs, dhs).shape == (0, T + 1, H)
+    assert step_jacobian(p["W_hh"], hs[:, 1]).shape == (0, H, H)
+    grads = bptt(p["W_xh"], p["W_hh"], p["b"], xs, hs, dhs, truncate)
+    assert grads["h0"].shape == (0, H)
+    for key in ("W_xh", "W_hh", "b"):
+        assert grads[key].shape == p[key].shape
+        assert np.all(grads[key] == 0.0), key
+
+
+def test_states_without_h0_are_a_value_error():
+    p = _problem()
+    with pytest.raises(ValueError, match="hs"):
+        state_gradients(p["W_hh"], np.zeros((B, 0, H)), np.zeros((B, 0, H)))

@@ -1,0 +1,223 @@
+"""What BPTT keeps in memory, and gradient checkpointing (Chapter 1).
+
+Chapter 1 derives BPTT in NumPy (:mod:`rnnbook.numpy_rnn`); here the same
+recurrence runs in PyTorch so that autograd differentiates it, and so that
+we can measure what it costs:
+
+- :func:`rnn_steps`, the loop of equation ``ch1-rnn`` for autograd;
+- :func:`saved_bytes`, the bytes autograd keeps for the backward pass,
+  counted once per storage;
+- :func:`checkpointed_rnn_steps`, the same loop with gradient checkpointing
+  (Chen et al., 2016): only the state at each segment boundary is kept, and
+  each segment is recomputed during the backward pass;
+- :func:`interleaved_seconds`, wall-clock timing with interleaved repeats.
+
+The letters (``B``, ``T``, ``D``, ``H``) are those of the book's notation
+page and of the :mod:`rnnbook` package docstring.
+"""
+
+import time
+
+import numpy as np
+import torch
+from torch.utils.checkpoint import checkpoint
+
+
+def _positive_int(name, value):
+    """``value`` as an int >= 1 (numpy integers welcome, bools not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(
+            f"expected {name} to be a positive int, "
+            f"got {type(value).__name__} {value!r}"
+        )
+    if value < 1:
+        raise ValueError(f"expected {name} to be a positive int, got {value}")
+    return int(value)
+
+
+def _check_rnn_args(W_xh, W_hh, b, xs, h0):
+    """Types and shapes of the arguments of :func:`rnn_steps`."""
+    for name, value, shape, ndim in (
+        ("W_xh", W_xh, "(H, D)", 2),
+        ("W_hh", W_hh, "(H, H)", 2),
+        ("b", b, "(H,)", 1),
+        ("xs", xs, "(B, T, D)", 3),
+        ("h0", h0, "(B, H)", 2),
+    ):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"expected {name} to be a torch.Tensor of shape {shape}, "
+                f"got {type(value).__name__}"
+            )
+        if not value.is_floating_point():
+            raise TypeError(
+                f"expected {name} to be a real floating-point tensor, "
+                f"got dtype {value.dtype}"
+            )
+        if value.dim() != ndim:
+            raise ValueError(
+                f"expected {name} of shape {shape}, got {tuple(value.shape)}"
+            )
+    B, T, D = xs.shape
+    H = W_hh.shape[0]
+    for name, value, expected in (
+        ("W_hh", W_hh, (H, H)),
+        ("W_xh", W_xh, (H, D)),
+        ("b", b, (H,)),
+        ("h0", h0, (B, H)),
+    ):
+        if tuple(value.shape) != expected:
+            raise ValueError(
+                f"expected {name} of shape {expected} (B={B}, D={D}, "
+                f"H={H} from xs and W_hh), got {tuple(value.shape)}"
+            )
+
+
+def rnn_steps(W_xh, W_hh, b, xs, h0):
+    """The vanilla RNN of equation ``ch1-rnn`` as a PyTorch loop.
+
+    .. math::
+
+        h_t = \\tanh(W_{hh} h_{t-1} + W_{xh} x_t + b), \\quad t = 1..T.
+
+    The same computation as :func:`rnnbook.numpy_rnn.rnn_forward`, written
+    step by step so that autograd records (and saves) every step.
+
+    Args:
+        W_xh, W_hh, b: the parameters, ``(H, D)``, ``(H, H)``, ``(H,)``.
+        xs: inputs, ``(B, T, D)``.
+        h0: initial states, ``(B, H)``.
+
+    Returns:
+        The states ``h_1 .. h_T`` stacked, ``(B, T, H)`` (without ``h_0``,
+        unlike ``rnn_forward``). ``T`` must be at least 1.
+    """
+    _check_rnn_args(W_xh, W_hh, b, xs, h0)
+    if xs.shape[1] == 0:
+        raise ValueError("expected xs with at least one step (T >= 1)")
+    h, states = h0, []
+    for t in range(xs.shape[1]):
+        h = torch.tanh(xs[:, t] @ W_xh.T + h @ W_hh.T + b)  # (B, H)
+        states.append(h)
+    return torch.stack(states, dim=1)  # (B, T, H)
+
+
+def checkpointed_rnn_steps(
+    W_xh, W_hh, b, xs, h0, segment, clone_boundary=True
+):
+    """:func:`rnn_steps` with gradient checkpointing every ``segment`` steps.
+
+    Each segment of ``segment`` steps runs under
+    :func:`torch.utils.checkpoint.checkpoint`: its inside is not saved, and
+    it is run again during the backward pass from the state it started
+    from. What the forward pass keeps is that boundary state, one ``(B, H)``
+    tensor per segment.
+
+    The trap this function exists to show: the boundary state is the last
+    row of the segment's output, ``out[:, -1]``, a *view* of the whole
+    ``(B, segment, H)`` output. Checkpointing keeps its input alive, and a
+    view keeps its whole storage alive, so without the copy every segment's
+    full output stays in memory and almost nothing is saved.
+
+    Args:
+        W_xh, W_hh, b, xs, h0: as for :func:`rnn_steps`.
+        segment: steps per checkpointed segment, a positive int.
+        clone_boundary: copy each boundary state (``True``, the right way);
+            ``False`` passes the view on, to measure the trap.
+
+    Returns:
+        The states ``h_1 .. h_T``, ``(B, T, H)``, equal to
+        :func:`rnn_steps`; gradients through them are equal too.
+    """
+    _check_rnn_args(W_xh, W_hh, b, xs, h0)
+    segment = _positive_int("segment", segment)
+    if not isinstance(clone_boundary, bool):
+        raise TypeError(
+            "expected clone_boundary to be a bool, "
+            f"got {type(clone_boundary).__name__}"
+        )
+    if xs.shape[1] == 0:
+        raise ValueError("expected xs with at least one step (T >= 1)")
+    h, outs = h0, []
+    for start in range(0, xs.shape[1], segment):
+        chunk = xs[:, start : start + segment]  # (B, S, D)
+        out = checkpoint(
+            rnn_steps, W_xh, W_hh, b, chunk, h, use_reentrant=False
+        )  # (B, S, H)
+        outs.append(out)
+        h = out[:, -1].clone() if clone_boundary else out[:, -1]
+    return torch.cat(outs, dim=1)  # (B, T, H)
+
+
+def saved_bytes(fn, exclude=()):
+    """Run ``fn()`` and count the bytes autograd saves for the backward pass.
+
+    Every tensor that autograd saves while ``fn`` runs passes through a
+    :func:`torch.autograd.graph.saved_tensors_hooks` pack hook, which
+    records the tensor's *storage*: its address and its size in bytes.
+    Each storage is counted once and in full, because that is what stays
+    in memory: ``out[:, -1]`` saved alone keeps all of ``out`` alive, and
+    ``h`` saved by two operations is still one ``h``. Storages of the
+    tensors in ``exclude`` (the inputs and the weights, which exist whether
+    or not there is a backward pass) are left out.
+
+    What it does not count: memory freed before ``fn`` returns, and
+    tensors kept alive by something other than autograd's saved tensors.
+    Call the loss inside ``fn``: what the loss's backward needs is part of
+    the cost.
+
+    Args:
+        fn: a function of no arguments that builds a graph.
+        exclude: tensors whose storages are not counted.
+
+    Returns:
+        ``(nbytes, result)``: the bytes of the distinct storages saved,
+        and what ``fn`` returned.
+    """
+    if not callable(fn):
+        raise TypeError(f"expected fn to be callable, got {type(fn).__name__}")
+    for value in exclude:
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(
+                "expected exclude to hold torch.Tensors, "
+                f"got {type(value).__name__}"
+            )
+    left_out = {value.untyped_storage().data_ptr() for value in exclude}
+    storages = {}  # address -> bytes
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in left_out:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        result = fn()
+    return sum(storages.values()), result
+
+
+def interleaved_seconds(fns, repeats=5):
+    """The best wall-clock time of each function, with interleaved repeats.
+
+    The functions run in turn, ``repeats`` rounds of one call each, so a
+    slow spell of a busy machine hits them all alike; the minimum over the
+    rounds is the least disturbed measurement. Compare the results as
+    ratios: absolute times depend on the machine.
+
+    Args:
+        fns: a dict ``name -> function of no arguments``.
+        repeats: rounds, a positive int.
+
+    Returns:
+        A dict ``name -> best seconds``.
+    """
+    if not isinstance(fns, dict) or not all(map(callable, fns.values())):
+        raise TypeError("expected fns to be a dict of name -> function")
+    repeats = _positive_int("repeats", repeats)
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best

@@ -4,6 +4,9 @@ One concept per module (the book's style guide), imports flowing downward:
 
 - ``numpy_rnn``  the vanilla RNN and backpropagation through time, in NumPy
   (Chapter 1)
+- ``memory``     what backpropagation keeps: saved memory counted by
+  storage, checkpointed BPTT (Chapter 1)
+- ``truncated``  chunked truncated BPTT on a delayed-recall task (Chapter 1)
 - ``torch_rnn``  the vanilla RNN in PyTorch and Chapter 2's initializations
 - ``gradients``  norm clipping, Pascanu et al.'s regularizer, decay probes
   (Chapter 2)

@@ -251,7 +251,7 @@ def discretize_zoh(A, B, dt):
 
 
 def discretize_bilinear(A, B, dt):
-    """The bilinear transform, S4's discretization.
+    """The bilinear transform, the S4 paper's discretization.
 
     Equation ch5-bilinear (Gu et al., 2022, eq. 3):
 
@@ -259,9 +259,10 @@ def discretize_bilinear(A, B, dt):
 
     Each eigenvalue lambda of A maps to (1 + dt lambda/2) / (1 - dt lambda/2),
     the map of Tustin's method. The control-theory Tustin transform
-    (``scipy.signal.cont2discrete(..., method="bilinear")``) has this Ab but
-    a different Bb, and also changes C and D, for its own convention
-    x_{k+1} = A_d x_k + B_d u_k; only the eigenvalue map is shared.
+    (``scipy.signal.cont2discrete(..., method="bilinear")``) gives the same
+    Ab and Bb, but for the convention x_{k+1} = A_d x_k + B_d u_k, and it
+    also changes C and D: C_d = C (I - dt/2 A)^{-1}, D_d = D + C Bb / 2.
+    S4 keeps C (and D) unchanged, so only Ab and Bb agree with scipy's.
 
     Args, returns: as :func:`discretize_zoh`. ``I - dt/2 A`` must be
     invertible, which holds whenever A is stable (eigenvalues with real

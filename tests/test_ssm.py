@@ -227,6 +227,23 @@ def test_discretizations_are_differentiable_in_A_B_and_dt(method):
     )
 
 
+@pytest.mark.parametrize("method", [discretize_zoh, discretize_bilinear])
+@pytest.mark.parametrize("dt", [0.1, torch.tensor([0.1, 0.2, 0.3])])
+def test_discretizations_stay_on_the_device_of_A(method, dt):
+    # On a GPU, A lives on "cuda" and dt may be a float or a CPU tensor. The
+    # "meta" device (shapes only, no data) plays the GPU's part on a CPU:
+    # any tensor made on the CPU and mixed with A raises a device error.
+    A = torch.empty(3, 4, 4, dtype=F64, device="meta")
+    B = torch.empty(3, 4, dtype=F64, device="meta")
+    Ab, Bb = method(A, B, dt)
+    assert Ab.device.type == Bb.device.type == "meta"
+    assert Ab.shape == (3, 4, 4) and Bb.shape == (3, 4)
+    C = torch.empty(3, 4, dtype=F64, device="meta")
+    assert ssm_kernel(Ab, Bb, C, 8).device.type == "meta"
+    u = torch.empty(2, 3, 8, dtype=F64, device="meta")
+    assert ssm_scan(Ab, Bb, C, u).shape == (2, 3, 8)
+
+
 # ------------------------------------------------ the ODE reference solver
 
 
@@ -313,7 +330,8 @@ def test_ssm_scan_matches_a_slow_loop_with_broadcast_batches():
 
 
 def test_ssm_states_from_an_initial_state_and_its_jacobian():
-    # d x_t / d x0 = Ab^{t+1} (t counts from 0): the gradient of Chapter 5.
+    # d x_k / d x_{-1} = Ab^{k+1} (k counts inputs from 0; x0 holds the
+    # state x_{-1} before the first input): the gradient of Chapter 5.
     N, L = 5, 7
     Ab, Bb = discretize_bilinear(_stable(N, seed=6), _vec(N, 7), 0.5)
     u = torch.randn(L, generator=_gen(8), dtype=F64)

@@ -616,7 +616,7 @@ def plot_discretization(t, y, coarse, errors):
     ax_err.set_xticks(dts, [f"{d:g}" for d in dts])
     ax_err.minorticks_off()
     ax_err.set_xlabel(r"step $\Delta$")
-    ax_err.set_ylabel(r"max$_k\,|y_k - y(k\Delta)|$")
+    ax_err.set_ylabel(r"max$_k\,|y_k - y((k+1)\Delta)|$")
     ax_err.legend(fontsize=8)
     return fig
 
@@ -626,18 +626,20 @@ def plot_timescales(kernels, rate):
 
     Args:
         kernels: ``{dt: K}``, each K a (L,) kernel, drawn as K[l] / K[0]
-            against the lag l on a log axis.
+            against the lag l = 1, ..., L-1 on a log axis.
         rate: the decay rate |lambda| of the system, to mark each kernel's
             e-folding lag 1 / (|lambda| dt).
     """
     fig, ax = figure(width=5.6)
     colors = [COLORS["ssm"], "#DA8BC3", COLORS["vanilla"], COLORS["lstm"]]
     for (dt, K), color in zip(kernels.items(), colors):
-        lags = range(1, len(K) + 1)
-        ax.semilogx(lags, K / K[0], color=color, label=rf"$\Delta = {dt:g}$")
-        ax.axvline(1 + 1 / (rate * dt), color=color, ls=":", lw=1)
+        lags = range(1, len(K))  # l = 0 has no place on a log axis
+        ax.semilogx(
+            lags, K[1:] / K[0], color=color, label=rf"$\Delta = {dt:g}$"
+        )
+        ax.axvline(1 / (rate * dt), color=color, ls=":", lw=1)
     ax.axhline(0.36788, color="k", ls="--", lw=1, label="1/e")
-    ax.set_xlabel("lag l + 1 (steps)")
+    ax.set_xlabel("lag l (steps)")
     ax.set_ylabel("K[l] / K[0]")
     ax.legend(fontsize=8)
     return fig

@@ -12,10 +12,16 @@ the caller. Discretized with a step dt it becomes the linear recurrence
 
 which is also the causal convolution y = K * u with K[l] = C Ab^l Bb.
 
+Indices: k = 0, 1, ... counts inputs, and x_k = x((k+1) dt) is the state
+after input k, so the state before the first input is x_{-1} = x(0). The
+argument that holds it is named ``x0``, for x(0), the state at time 0.
+
 Shapes (letters as in the book's glossary, ``rnnbook/__init__.py``):
 ``A, Ab`` (..., N, N); ``B, Bb, C`` (..., N); ``u, y, K`` (..., L); ``...``
 are batch dimensions (for example (B, H): batch and channels), leading and
-broadcast against each other. Real and complex tensors are accepted.
+broadcast against each other. L is the sequence length, the glossary's T
+(S4's letter, kept in the SSM chapters). Real and complex tensors are
+accepted.
 """
 
 import numbers
@@ -118,10 +124,10 @@ def _batch(**shapes):
 
 
 def _step(dt, A, B):
-    """dt as a real tensor of shape (..., 1, 1) that multiplies A."""
+    """dt as a real tensor of shape (..., 1, 1) on A's device."""
     dt = _positive("dt", dt)
     _batch(A=A.shape[:-2], B=B.shape[:-1], dt=dt.shape)
-    return dt.to(A.real.dtype)[..., None, None]
+    return dt.to(device=A.device, dtype=A.real.dtype)[..., None, None]
 
 
 # ------------------------------------------------------- the continuous SSM
@@ -130,16 +136,17 @@ def _step(dt, A, B):
 def hippo_legs(N, dtype=torch.float64):
     """HiPPO-LegS, the state matrix of S4, from online Legendre projection.
 
-    In the time-invariant form S4 uses (Gu et al., 2022, eq. 2), with
-    x' = A x + B u:
+    In the time-invariant form x' = A x + B u that S4 uses:
 
         A[n, k] = -sqrt(2n+1) sqrt(2k+1)   if n > k,
                   -(n + 1)                 if n = k,
                   0                        if n < k;
         B[n]    = sqrt(2n+1),              n, k = 0, ..., N-1.
 
-    This is minus the matrix of Gu et al. (2020), section 3, Theorem 2,
-    whose LegS dynamics are x' = -(1/t) A x + (1/t) B u.
+    Both come from HiPPO (Gu et al., 2020, section 3, Theorem 2): A is
+    minus the matrix of its LegS dynamics x' = -(1/t) A x + (1/t) B u, and
+    B[n] = sqrt(2n+1) is its B. S4 restates this A as its HiPPO matrix
+    (Gu et al., 2022, eq. 2), which gives no B.
 
     Args:
         N: the state size, a positive int.
@@ -219,6 +226,10 @@ def discretize_zoh(A, B, dt):
     dt [[A, B], [0, 0]], whose top row is [Ab, Bb] (Van Loan, 1978), so a
     singular A (an integrator) needs no special case.
 
+    Mamba's paper writes this rule (its eq. 4), but the authors' reference
+    code keeps exp(dt A) and takes Bb = dt B, Euler's rule for B; Chapter 7
+    follows the code.
+
     Args:
         A: (..., N, N); B: (..., N); dt: a positive number, or a tensor of
             positive steps of shape (...), one per batch entry (per channel).
@@ -240,11 +251,18 @@ def discretize_zoh(A, B, dt):
 
 
 def discretize_bilinear(A, B, dt):
-    """The bilinear (Tustin) transform, S4's discretization.
+    """The bilinear transform, the S4 paper's discretization.
 
     Equation ch5-bilinear (Gu et al., 2022, eq. 3):
 
         Ab = (I - dt/2 A)^{-1} (I + dt/2 A),   Bb = (I - dt/2 A)^{-1} dt B.
+
+    Each eigenvalue lambda of A maps to (1 + dt lambda/2) / (1 - dt lambda/2),
+    the map of Tustin's method. The control-theory Tustin transform
+    (``scipy.signal.cont2discrete(..., method="bilinear")``) gives the same
+    Ab and Bb, but for the convention x_{k+1} = A_d x_k + B_d u_k, and it
+    also changes C and D: C_d = C (I - dt/2 A)^{-1}, D_d = D + C Bb / 2.
+    S4 keeps C (and D) unchanged, so only Ab and Bb agree with scipy's.
 
     Args, returns: as :func:`discretize_zoh`. ``I - dt/2 A`` must be
     invertible, which holds whenever A is stable (eigenvalues with real
@@ -254,7 +272,7 @@ def discretize_bilinear(A, B, dt):
     B = _vector("B", B, A.shape[-1])
     A, B = _common(A, B)
     dt = _step(dt, A, B)
-    eye = torch.eye(A.shape[-1], dtype=A.dtype)
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
     back = eye - dt / 2 * A  # (..., N, N)
     Ab = torch.linalg.solve(back, eye + dt / 2 * A)
     Bb = torch.linalg.solve(back, (dt[..., 0] * B).unsqueeze(-1))
@@ -271,7 +289,8 @@ def ssm_states(Ab, Bb, u, x0=None):
 
     Args:
         Ab: (..., N, N); Bb: (..., N); u: (..., L), the input sequence.
-        x0: (..., N), the state before the first input, or None for zeros.
+        x0: (..., N), the state x_{-1} before the first input u_0 (the
+            state x(0) at time 0), or None for zeros.
 
     Returns:
         (..., L, N): the states x_0, ..., x_{L-1} after each input.
@@ -325,9 +344,10 @@ def ssm_kernel(Ab, Bb, C, L):
     """The convolution kernel K[l] = C Ab^l Bb, l < L (equation ch5-kernel).
 
     By doubling: with V = [Bb, Ab Bb, ..., Ab^{m-1} Bb] and P = Ab^m, the
-    next block is P V, so log2(L) matrix products replace L sequential ones.
-    The work is still O(N^2 L): for a dense A this is the bottleneck that
-    S4 removes (Gu et al., 2022, section 3; the book's Chapter 6).
+    next block is P V, so about 2 log2(L) matrix products (P V and P P per
+    round) replace L sequential ones. The work is still O(N^2 L + N^3 log L):
+    for a dense A this is the bottleneck that S4 removes (Gu et al., 2022,
+    section 3; the book's Chapter 6).
 
     Args:
         Ab: (..., N, N); Bb, C: (..., N); L: the kernel length, >= 1.
@@ -351,7 +371,7 @@ def ssm_kernel(Ab, Bb, C, L):
 
 
 def causal_conv(u, K):
-    """y_k = sum_{j <= k} K[j] u_{k-j}, with the FFT (equation ch5-conv).
+    """y_k = sum_{j <= k} K[j] u_{k-j}, with the FFT (equation ch5-unroll).
 
     Both sequences are zero-padded to length 2L, so the FFT's circular
     convolution never wraps the end of u onto its start. O(L log L), and

@@ -31,6 +31,8 @@ lists the same letters beside the papers'):
 
 - ``B`` batch size, ``T`` sequence length, ``D`` input size, ``H`` hidden
   size, ``N`` state size of a state space model, ``S`` source length.
+- The state space modules (``ssm``) write ``L`` for the sequence length,
+  as the S4 and Mamba papers do, and ``u`` for the input.
 - Tensors are batch-first: ``xs`` is ``(B, T, D)``; ``hs`` holds the states
   ``h_0 .. h_T`` as ``(B, T+1, H)``, so ``hs[:, t]`` is ``h_t``.
 - ``W_xh (H, D)``, ``W_hh (H, H)``, ``b (H,)``: the parameters of

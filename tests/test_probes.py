@@ -178,7 +178,7 @@ def test_gradient_flow_bad_input():
         probes.lstm_gradient_flow(cell, x, [])
     with pytest.raises(TypeError, match="integer lags"):
         probes.lstm_gradient_flow(cell, x, [1.5])
-    with pytest.raises(ValueError, match="float64"):
+    with pytest.raises(TypeError, match="float64"):
         probes.lstm_gradient_flow(cell, x.float(), [1])
     with pytest.raises(ValueError, match=r"D=2"):
         probes.forget_gates(cell, torch.zeros(5, 3, dtype=torch.float64))

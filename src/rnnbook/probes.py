@@ -74,10 +74,13 @@ def _lags(lags):
 def _sequence(x, D):
     """One input sequence ``x`` ``(T, D)``, float64."""
     check_tensor("x", x, 2, f"(T, D) with D={D}")
-    if x.shape[1] != D or x.dtype != torch.float64:
+    if x.shape[1] != D:
         raise ValueError(
-            f"expected x of shape (T, D) with D={D}, float64, "
-            f"got {tuple(x.shape)} {x.dtype}"
+            f"expected x of shape (T, D) with D={D}, got {tuple(x.shape)}"
+        )
+    if x.dtype != torch.float64:
+        raise TypeError(
+            f"expected x in float64 (the probes' precision), got {x.dtype}"
         )
 
 
@@ -225,51 +228,51 @@ def rnn_gradient_flow(W_xh, W_hh, b, x, lags):
 def lstm_step_jacobian(x_proj, h, c, W_hh):
     """The Jacobian of one LSTM step with respect to its state, closed form.
 
-    Book equation ``ch3-full-jac``. The state is the pair
-    ``s = (c, h)``; for one sequence (``B = 1``) the step
-    ``(c_{t-1}, h_{t-1}) -> (c_t, h_t)`` has the block Jacobian
+    Book equation ``ch3-full-jac``. The state is the pair ``(c, h)``; for
+    one sequence (``B = 1``) the step ``(c_{t-1}, h_{t-1}) -> (c_t, h_t)``
+    of :func:`rnnbook.gated.lstm_step` has the block Jacobian
 
     .. math::
         \\frac{\\partial (c_t, h_t)}{\\partial (c_{t-1}, h_{t-1})} =
-        \\begin{pmatrix} F & M \\\\ D_o F & D_o M + P \\end{pmatrix}
+        \\begin{pmatrix} F_t & M_t \\\\ D_t F_t & D_t M_t + P_t
+        \\end{pmatrix}
 
-    with ``F = diag(f_t)``, ``D_o = diag(o_t * tanh'(c_t))``,
-    ``P = diag(tanh(c_t) * sigma'(a_o)) W_ho`` and the gates' term
-    ``M = diag(c_{t-1} sigma'(a_f)) W_hf + diag(g_t sigma'(a_i)) W_hi
-    + diag(i_t tanh'(a_g)) W_hg``, where ``W_hi, W_hf, W_hg, W_ho`` are
-    the row blocks of ``W_hh``. Over many steps the Jacobian is the
-    product of these matrices; the cell path keeps only ``F``.
+    with ``F_t = diag(f_t)``, ``D_t = diag(o_t * tanh'(c_t))``,
+    ``P_t = diag(tanh(c_t) * sigma'(a_o)) W_ho`` and
+    ``M_t = diag(c_{t-1} * sigma'(a_f)) W_hf + diag(g_t * sigma'(a_i)) W_hi
+    + diag(i_t * tanh'(a_g)) W_hg``, where ``W_hi, W_hf, W_hg, W_ho`` are
+    the gates' row blocks of ``W_hh``. Over many steps the Jacobian is the
+    product of these matrices; the cell path keeps only ``F_t``.
 
     Args:
         x_proj: ``(1, 4H)``, the input's share of the gates.
         h: ``(1, H)``, ``h_{t-1}``.
         c: ``(1, H)``, ``c_{t-1}``.
-        W_hh: ``(4H, H)``.
+        W_hh: ``(4H, H)``, rows ``(i, f, g, o)``.
 
     Returns:
         ``(2H, 2H)``: rows ``(c_t, h_t)``, columns ``(c_{t-1}, h_{t-1})``.
     """
-    check_shape("x_proj", x_proj, (1, W_hh.shape[0]))
     lstm_step(x_proj, h, c, W_hh)  # validates the shapes
-    a = (x_proj + h @ W_hh.T)[0]  # (4H,)
+    check_shape("h", h, (1, W_hh.shape[1]))  # one sequence
+    a = (x_proj + h @ W_hh.T)[0]  # (4H,): the pre-activations
     a_i, a_f, a_g, a_o = a.chunk(4)
-    i, f, o = torch.sigmoid(a_i), torch.sigmoid(a_f), torch.sigmoid(a_o)
-    g = torch.tanh(a_g)
-    W_hi, W_hf, W_hg, W_ho = W_hh.chunk(4)
+    i, f, g, o = a_i.sigmoid(), a_f.sigmoid(), a_g.tanh(), a_o.sigmoid()
+    W_hi, W_hf, W_hg, W_ho = W_hh.chunk(4)  # (H, H) each
     c_prev = c[0]
-    c_new = f * c_prev + i * g
-    s = torch.tanh(c_new)
-    M = (
+    s = torch.tanh(f * c_prev + i * g)  # tanh(c_t)
+    # diag(v) W is v[:, None] * W
+    M_t = (
         (c_prev * f * (1 - f))[:, None] * W_hf
         + (g * i * (1 - i))[:, None] * W_hi
         + (i * (1 - g**2))[:, None] * W_hg
     )
-    F_ = torch.diag(f)
-    D_o = (o * (1 - s**2))[:, None]  # diag(o_t tanh'(c_t)) as a column
-    P = (s * o * (1 - o))[:, None] * W_ho
-    top = torch.cat([F_, M], dim=1)
-    bottom = torch.cat([D_o * F_, D_o * M + P], dim=1)
-    return torch.cat([top, bottom], dim=0)  # (2H, 2H)
+    F_t = torch.diag(f)
+    D_t = torch.diag(o * (1 - s**2))
+    P_t = (s * o * (1 - o))[:, None] * W_ho
+    top = torch.cat([F_t, M_t], dim=1)
+    bottom = torch.cat([D_t @ F_t, D_t @ M_t + P_t], dim=1)
+    return torch.cat([top, bottom])  # (2H, 2H)
 
 
 @torch.no_grad()

@@ -1,5 +1,6 @@
-"""rnnbook.gated against torch.nn's LSTM/GRU (copied weights, float64) and against
-a direct NumPy transcription of Cho et al.'s GRU equations."""
+"""rnnbook.gated against torch.nn's LSTM/GRU (copied weights, float64) and
+against a direct NumPy transcription of Cho et al.'s GRU equations; bad
+input, one test per class."""
 
 import itertools
 
@@ -7,14 +8,22 @@ import numpy as np
 import pytest
 import torch
 
-from rnnbook.gated import GRU, LSTM, GRUCell, LSTMCell
+from rnnbook.gated import (
+    GRU,
+    LSTM,
+    FinalStateReadout,
+    GRUCell,
+    LSTMCell,
+    gru_step,
+    lstm_step,
+)
 
 D, H, B, T = 3, 4, 2, 5
 TOL = 1e-12
 
 
 def _pair(cls, torch_cls, **kwargs):
-    """Our module and torch's, same configuration, torch's weights loaded into ours."""
+    """Our module and torch's, same configuration, torch's weights in ours."""
     torch.manual_seed(0)
     ref = torch_cls(D, H, **kwargs).double()
     ours = cls(D, H, **kwargs).double()
@@ -23,13 +32,14 @@ def _pair(cls, torch_cls, **kwargs):
 
 
 def _flat(result):
-    """``(output, h_n)`` or ``(output, (h_n, c_n))`` as a flat list of tensors."""
+    """``(output, h_n)`` or ``(output, (h_n, c_n))`` as a flat list."""
     output, state = result
     return [output] + (list(state) if isinstance(state, tuple) else [state])
 
 
 def _assert_same_function(ours, ref, x, state):
-    """Same outputs/states, and the same gradients for every parameter, x and the state."""
+    """Same outputs/states, and the same gradients for every parameter, x
+    and the state."""
     inputs = [x] + (
         []
         if state is None
@@ -143,7 +153,9 @@ def test_dropout_between_layers(cls, torch_cls):
         ref.eval(),
     )  # no dropout in evaluation: the same function as torch's
     _assert_same_function(ours, ref, x, None)
-    ours.train()  # in training the first layer's output is dropped: a different, random function
+    # in training the first layer's output is dropped: a different, random
+    # function
+    ours.train()
     torch.manual_seed(3)
     assert not torch.allclose(ours(x)[0], ref(x)[0])
 
@@ -199,7 +211,7 @@ def test_gru_cell_matches_torch(bias, with_state):
 
 
 def _cho_gru_numpy(x, h, W_ih, W_hh, b_ih, b_hh):
-    """Cho et al.'s GRU typed from the paper's equations, unit by unit, in NumPy.
+    """Cho et al.'s GRU from the paper's equations, unit by unit, in NumPy.
 
     r = sigma(W_r x + U_r h), z = sigma(W_z x + U_z h),
     h~ = tanh(W x + U (r * h)), h_new = z * h + (1 - z) * h~ (plus the biases).
@@ -310,7 +322,8 @@ def test_forget_bias_initialization():
 
 
 def test_bidirectional_h_n_is_not_the_last_output():
-    """The trap the docstring warns about: h_n[-1] is output[:, 0, H:], not output[:, -1, H:]."""
+    """The trap the docstring warns about: h_n[-1] is output[:, 0, H:], not
+    output[:, -1, H:]."""
     lstm = LSTM(D, H, bidirectional=True).double()
     x = torch.randn(B, T, D, dtype=torch.float64)
     output, (h_n, _) = lstm(x)
@@ -352,8 +365,10 @@ def test_bad_state_and_arguments_raise():
         ValueError, match=r"c_0 of shape \(1, 2, 4\), got \(1, 2, 5\)"
     ):
         lstm(x, (torch.zeros(1, B, H), torch.zeros(1, B, H + 1)))
-    with pytest.raises(ValueError, match=r"pair \(h_0, c_0\)"):
+    with pytest.raises(TypeError, match=r"pair \(h_0, c_0\)"):
         lstm(x, torch.zeros(1, B, H))
+    with pytest.raises(ValueError, match=r"pair \(h_0, c_0\), got 3"):
+        lstm(x, (torch.zeros(1, B, H),) * 3)
     with pytest.raises(
         ValueError, match=r"x of shape \(B, D\) with D=3, got \(2, 5\)"
     ):
@@ -364,3 +379,165 @@ def test_bad_state_and_arguments_raise():
         LSTM(D, 0)
     with pytest.raises(ValueError, match="dropout"):
         GRU(D, H, dropout=1.5)
+
+
+# ---------------------------------------------- bad input, one test per class
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LSTM(D, H, batch_first="False"),
+        lambda: GRU(D, H, bidirectional="True"),
+        lambda: LSTM(D, H, bias=1),
+        lambda: GRU(D, H, reset_after="no"),
+        lambda: LSTMCell(D, H, bias="True"),
+        lambda: GRUCell(D, H, reset_after=0),
+    ],
+)
+def test_flags_must_be_bools(make):
+    """A string "False" must not become True (it used to run batch-first)."""
+    with pytest.raises(TypeError, match="True or False"):
+        make()
+
+
+def test_numpy_flags_and_sizes_are_accepted():
+    lstm = LSTM(
+        np.int64(D),
+        np.int32(H),
+        num_layers=np.int64(2),
+        batch_first=np.bool_(True),
+        dropout=np.float32(0.25),
+        forget_bias=np.float32(1.5),
+    )
+    assert (lstm.input_size, lstm.hidden_size, lstm.num_layers) == (D, H, 2)
+    assert type(lstm.hidden_size) is int and lstm.batch_first is True
+    torch.testing.assert_close(
+        (lstm.bias_ih_l1 + lstm.bias_hh_l1)[H : 2 * H], torch.full((H,), 1.5)
+    )
+    assert lstm(torch.randn(B, T, D))[0].shape == (B, T, H)
+    assert GRUCell(np.int16(D), np.uint8(H))(torch.randn(B, D)).shape == (B, H)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(hidden_size="4"), TypeError, "hidden_size to be a positive int"),
+        (dict(hidden_size=4.0), TypeError, "hidden_size"),
+        (dict(hidden_size=True), TypeError, "hidden_size"),
+        (dict(num_layers=0), ValueError, "num_layers"),
+        (dict(dropout="0.1"), TypeError, "dropout"),
+        (dict(dropout=float("nan")), ValueError, "dropout"),
+        (dict(forget_bias="1"), TypeError, "forget_bias"),
+        (dict(forget_bias=True), TypeError, "forget_bias"),
+    ],
+)
+def test_bad_sizes_and_numbers(kwargs, error, match):
+    args = dict(input_size=D, hidden_size=H) | kwargs
+    with pytest.raises(error, match=match):
+        LSTM(**args)
+
+
+def _step_args(B_=B, H_=H, gates=4):
+    gen = torch.Generator().manual_seed(0)
+    x_proj = torch.randn(B_, gates * H_, generator=gen, dtype=torch.float64)
+    W_hh = torch.randn(gates * H_, H_, generator=gen, dtype=torch.float64)
+    h = torch.randn(B_, H_, generator=gen, dtype=torch.float64)
+    return x_proj, h, W_hh
+
+
+def test_step_states_do_not_broadcast():
+    x_proj, h, W_hh = _step_args()
+    one = h[:1]  # (1, H): used to broadcast silently over the batch
+    with pytest.raises(ValueError, match=r"h of shape \(2, 4\), got \(1, 4\)"):
+        lstm_step(x_proj, one, h, W_hh)
+    with pytest.raises(ValueError, match=r"c of shape \(2, 4\), got \(1, 4\)"):
+        lstm_step(x_proj, h, one, W_hh)
+    with pytest.raises(ValueError, match=r"x_proj of shape \(2, 16\)"):
+        lstm_step(x_proj[:, :-1], h, h, W_hh)
+    with pytest.raises(ValueError, match=r"W_hh of shape \(16, 4\)"):
+        lstm_step(x_proj, h, h, W_hh[:-1])
+    x_proj, h, W_hh = _step_args(gates=3)
+    b_hh = torch.zeros(3 * H, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"h of shape \(2, 4\), got \(1, 4\)"):
+        gru_step(x_proj, h[:1], W_hh, b_hh)
+    with pytest.raises(ValueError, match=r"b_hh of shape \(12,\)"):
+        gru_step(x_proj, h, W_hh, b_hh[:-1])
+    with pytest.raises(TypeError, match="reset_after"):
+        gru_step(x_proj, h, W_hh, b_hh, reset_after="False")
+
+
+def test_empty_sequences_and_batches():
+    for net in (LSTM(D, H), GRU(D, H)):
+        with pytest.raises(ValueError, match=r"T >= 1.*got \(2, 0, 3\)"):
+            net(torch.zeros(2, 0, D))
+        with pytest.raises(ValueError, match=r"B >= 1.*got \(0, 5, 3\)"):
+            net(torch.zeros(0, T, D))
+    time_major = LSTM(D, H, batch_first=False)
+    with pytest.raises(ValueError, match=r"T >= 1.*got \(0, 2, 3\)"):
+        time_major(torch.zeros(0, B, D))  # (T, B, D)
+    # an empty batch is fine for one step: no sequence, nothing to do
+    h, c = LSTMCell(D, H)(torch.zeros(0, D))
+    assert h.shape == c.shape == (0, H)
+    assert GRUCell(D, H)(torch.zeros(0, D)).shape == (0, H)
+    x_proj, h, W_hh = _step_args(B_=0)
+    assert lstm_step(x_proj, h, h, W_hh)[0].shape == (0, H)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU, LSTMCell, GRUCell])
+def test_complex_integer_and_mixed_dtypes_raise(cls):
+    net = cls(D, H)
+    shape = (B, T, D) if cls in (LSTM, GRU) else (B, D)
+    with pytest.raises(TypeError, match="real floating-point"):
+        net(torch.zeros(shape, dtype=torch.complex64))
+    with pytest.raises(TypeError, match="real floating-point"):
+        net(torch.zeros(shape, dtype=torch.int64))
+    with pytest.raises(TypeError, match="dtype torch.float32"):
+        net(torch.zeros(shape, dtype=torch.float64))
+    x_proj, h, W_hh = _step_args()
+    with pytest.raises(TypeError, match="real floating-point"):
+        lstm_step(
+            x_proj.to(torch.complex128),
+            h.to(torch.complex128),
+            h.to(torch.complex128),
+            W_hh.to(torch.complex128),
+        )
+
+
+def test_state_dtype_must_match_the_input():
+    lstm = LSTM(D, H).double()
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    h_0 = torch.zeros(1, B, H)  # float32
+    with pytest.raises(TypeError, match="h_0 of dtype torch.float64"):
+        lstm(x, (h_0, h_0.double()))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize(
+    "torch_cls", [torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN]
+)
+def test_final_state_readout(torch_cls, bidirectional):
+    torch.manual_seed(0)
+    recurrent = torch_cls(D, H, batch_first=True, bidirectional=bidirectional)
+    model = FinalStateReadout(recurrent, 2)
+    x = torch.randn(B, T, D)
+    y, hs = model(x)
+    output, state = recurrent(x)
+    h_n = state[0] if isinstance(state, tuple) else state
+    # the final states, read from the output itself: the forward direction
+    # at t = T-1, the backward direction at t = 0
+    final = output[:, -1, :H]
+    if bidirectional:
+        final = torch.cat([final, output[:, 0, H:]], dim=1)
+    torch.testing.assert_close(y, model.readout(final))
+    torch.testing.assert_close(hs, output)
+    assert y.shape == (B, 2) and h_n.shape[0] == (2 if bidirectional else 1)
+
+
+def test_final_state_readout_bad_input():
+    with pytest.raises(ValueError, match="batch_first=True"):
+        FinalStateReadout(torch.nn.LSTM(D, H), 1)
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        FinalStateReadout("lstm", 1)
+    with pytest.raises(ValueError, match="out_features"):
+        FinalStateReadout(LSTM(D, H), 0)

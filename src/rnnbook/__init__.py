@@ -15,6 +15,7 @@ One concept per module (the book's style guide), imports flowing downward:
 - ``gated``      the LSTM and the GRU from their equations (Chapter 3)
 - ``ssm``        linear state space models: discretization, kernel, scan,
   FFT convolution, HiPPO (Chapters 5-6)
+- ``probes``     gradient-flow probes and the small experiments of Chapter 3
 - ``tasks``      seeded synthetic tasks
 - ``train``      the training loop, which stops on a non-finite loss
 - ``plots``      the book's figures, one look for every chapter

@@ -5,11 +5,14 @@ recurrence runs in PyTorch so that autograd differentiates it, and so that
 we can measure what it costs:
 
 - :func:`rnn_steps`, the loop of equation ``ch1-rnn`` for autograd;
+- :func:`mean_square_per_step`, a loss on every step read straight from
+  each step's ``tanh`` output, with no stacked copy of the states;
 - :func:`saved_bytes`, the bytes autograd keeps for the backward pass,
   counted once per storage;
 - :func:`checkpointed_rnn_steps`, the same loop with gradient checkpointing
-  (Chen et al., 2016): only the state at each segment boundary is kept, and
-  each segment is recomputed during the backward pass;
+  (Griewank, 1992; Gruslys et al., 2016; Chen et al., 2016): only the
+  state at each segment boundary is kept, and each segment is recomputed
+  during the backward pass;
 - :func:`interleaved_seconds`, wall-clock timing with interleaved repeats.
 
 The letters (``B``, ``T``, ``D``, ``H``) are those of the book's notation
@@ -100,6 +103,40 @@ def rnn_steps(W_xh, W_hh, b, xs, h0):
         h = torch.tanh(xs[:, t] @ W_xh.T + h @ W_hh.T + b)  # (B, H)
         states.append(h)
     return torch.stack(states, dim=1)  # (B, T, H)
+
+
+def mean_square_per_step(W_xh, W_hh, b, xs, h0):
+    """``rnn_steps(...).square().mean()``, without stacking the states.
+
+    .. math::
+
+        L = \\frac{1}{BTH} \\sum_{t=1}^{T} \\|h_t\\|^2 .
+
+    The loss of each step is read from that step's ``tanh`` output and
+    added to a running scalar, so no ``(B, T, H)`` copy of the states is
+    made. Autograd then keeps one ``(B, H)`` state per step (the ``tanh``
+    output, shared by ``tanh``'s backward, the next step's matrix product
+    and the square), where ``rnn_steps(...).square().mean()`` keeps two:
+    that output and its row of the stacked copy, which the square saves.
+
+    Args:
+        W_xh, W_hh, b, xs, h0: as for :func:`rnn_steps`.
+
+    Returns:
+        The loss, a 0-d tensor. ``B`` and ``T`` must be at least 1.
+    """
+    _check_rnn_args(W_xh, W_hh, b, xs, h0)
+    B, T, _ = xs.shape
+    if T == 0 or B == 0:
+        raise ValueError(
+            "expected xs with at least one sequence and one step "
+            f"(B, T >= 1) for a mean, got {tuple(xs.shape)}"
+        )
+    h, total = h0, 0.0
+    for t in range(T):
+        h = torch.tanh(xs[:, t] @ W_xh.T + h @ W_hh.T + b)  # (B, H)
+        total = total + h.square().sum()  # reads h itself: no copy
+    return total / (B * T * h.shape[1])
 
 
 def checkpointed_rnn_steps(

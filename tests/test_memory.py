@@ -124,29 +124,29 @@ def _memory(run, p):
     )[0]
 
 
-@pytest.mark.parametrize("T_long,S", [(40, 10), (60, 4), (30, 30)])
-def test_memory_of_the_three_versions_in_closed_form(T_long, S):
+@pytest.mark.parametrize("T_long,M", [(40, 10), (60, 4), (30, 30)])
+def test_memory_of_the_three_versions_in_closed_form(T_long, M):
     """In units of one state, B*H floats:
 
     - plain: T states (tanh saves its output) + T for the stacked outputs
       that the loss saves;
-    - checkpointed, boundary cloned: T/S - 1 boundary states + T;
-    - checkpointed, boundary a view: (T/S - 1) whole segments of S + T.
+    - checkpointed, boundary cloned: T/M - 1 boundary states + T;
+    - checkpointed, boundary a view: (T/M - 1) whole segments of M + T.
     """
     p = _params(dtype=torch.float32, seed=2)
     p["xs"] = torch.randn(B, T_long, D)
     for key in ("W_xh", "W_hh", "b"):
         p[key].requires_grad_()
     state = B * H * F32
-    boundaries = T_long // S - 1
+    boundaries = T_long // M - 1
     assert _memory(lambda: rnn_steps(**p), p) == 2 * T_long * state
-    clone = _memory(lambda: checkpointed_rnn_steps(**p, segment=S), p)
+    clone = _memory(lambda: checkpointed_rnn_steps(**p, segment=M), p)
     assert clone == (boundaries + T_long) * state
     view = _memory(
-        lambda: checkpointed_rnn_steps(**p, segment=S, clone_boundary=False),
+        lambda: checkpointed_rnn_steps(**p, segment=M, clone_boundary=False),
         p,
     )
-    assert view == (boundaries * S + T_long) * state
+    assert view == (boundaries * M + T_long) * state
 
 
 @pytest.mark.parametrize(

@@ -152,9 +152,10 @@ def checkpointed_rnn_steps(
 
     The trap this function exists to show: the boundary state is the last
     row of the segment's output, ``out[:, -1]``, a *view* of the whole
-    ``(B, segment, H)`` output. Checkpointing keeps its input alive, and a
-    view keeps its whole storage alive, so without the copy every segment's
-    full output stays in memory and almost nothing is saved.
+    ``(B, M, H)`` output (``M = segment``). Checkpointing keeps its input
+    alive, and a view keeps its whole storage alive, so without the copy
+    every segment's full output stays in memory and almost nothing is
+    saved.
 
     Args:
         W_xh, W_hh, b, xs, h0: as for :func:`rnn_steps`.
@@ -177,10 +178,10 @@ def checkpointed_rnn_steps(
         raise ValueError("expected xs with at least one step (T >= 1)")
     h, outs = h0, []
     for start in range(0, xs.shape[1], segment):
-        chunk = xs[:, start : start + segment]  # (B, S, D)
+        xs_seg = xs[:, start : start + segment]  # (B, M, D)
         out = checkpoint(
-            rnn_steps, W_xh, W_hh, b, chunk, h, use_reentrant=False
-        )  # (B, S, H)
+            rnn_steps, W_xh, W_hh, b, xs_seg, h, use_reentrant=False
+        )  # (B, M, H)
         outs.append(out)
         h = out[:, -1].clone() if clone_boundary else out[:, -1]
     return torch.cat(outs, dim=1)  # (B, T, H)

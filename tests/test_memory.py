@@ -8,6 +8,7 @@ import torch
 from rnnbook.memory import (
     checkpointed_rnn_steps,
     interleaved_seconds,
+    mean_square_per_step,
     rnn_steps,
     saved_bytes,
 )
@@ -123,29 +124,29 @@ def _memory(run, p):
     )[0]
 
 
-@pytest.mark.parametrize("T_long,S", [(40, 10), (60, 4), (30, 30)])
-def test_memory_of_the_three_versions_in_closed_form(T_long, S):
+@pytest.mark.parametrize("T_long,M", [(40, 10), (60, 4), (30, 30)])
+def test_memory_of_the_three_versions_in_closed_form(T_long, M):
     """In units of one state, B*H floats:
 
     - plain: T states (tanh saves its output) + T for the stacked outputs
       that the loss saves;
-    - checkpointed, boundary cloned: T/S - 1 boundary states + T;
-    - checkpointed, boundary a view: (T/S - 1) whole segments of S + T.
+    - checkpointed, boundary cloned: T/M - 1 boundary states + T;
+    - checkpointed, boundary a view: (T/M - 1) whole segments of M + T.
     """
     p = _params(dtype=torch.float32, seed=2)
     p["xs"] = torch.randn(B, T_long, D)
     for key in ("W_xh", "W_hh", "b"):
         p[key].requires_grad_()
     state = B * H * F32
-    boundaries = T_long // S - 1
+    boundaries = T_long // M - 1
     assert _memory(lambda: rnn_steps(**p), p) == 2 * T_long * state
-    clone = _memory(lambda: checkpointed_rnn_steps(**p, segment=S), p)
+    clone = _memory(lambda: checkpointed_rnn_steps(**p, segment=M), p)
     assert clone == (boundaries + T_long) * state
     view = _memory(
-        lambda: checkpointed_rnn_steps(**p, segment=S, clone_boundary=False),
+        lambda: checkpointed_rnn_steps(**p, segment=M, clone_boundary=False),
         p,
     )
-    assert view == (boundaries * S + T_long) * state
+    assert view == (boundaries * M + T_long) * state
 
 
 @pytest.mark.parametrize(
@@ -219,3 +220,53 @@ def test_interleaved_seconds_interleaves_and_returns_the_best():
 def test_interleaved_seconds_rejects_bad_arguments(fns, repeats, error):
     with pytest.raises(error):
         interleaved_seconds(fns, repeats)
+
+
+# ------------------------------------------------- mean_square_per_step
+
+
+def _weights(B_, T_, D_, H_, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    W_xh = torch.randn(H_, D_, generator=g).requires_grad_()
+    W_hh = (torch.randn(H_, H_, generator=g) / H_**0.5).requires_grad_()
+    b = torch.randn(H_, generator=g).requires_grad_()
+    xs = torch.randn(B_, T_, D_, generator=g)
+    h0 = torch.randn(B_, H_, generator=g)
+    return W_xh, W_hh, b, xs, h0
+
+
+def test_mean_square_per_step_equals_the_stacked_loss_and_its_gradients():
+    args = [
+        a.double().detach().requires_grad_(a.requires_grad)
+        for a in _weights(3, 7, 2, 5)
+    ]
+    ours = mean_square_per_step(*args)
+    ref = rnn_steps(*args).square().mean()
+    assert torch.allclose(ours, ref, rtol=1e-12, atol=0)
+    g_ours = torch.autograd.grad(ours, args[:3])
+    g_ref = torch.autograd.grad(ref, args[:3])
+    for a, r in zip(g_ours, g_ref):
+        assert torch.allclose(a, r, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("T_long", [1, 9, 40])
+def test_mean_square_per_step_keeps_one_state_per_step(T_long):
+    """Closed form: T states of (B, H); the stacked loss keeps 2T."""
+    B_, H_ = 4, 6
+    args = _weights(B_, T_long, 3, H_)
+    ours, _ = saved_bytes(lambda: mean_square_per_step(*args), exclude=args)
+    stacked, _ = saved_bytes(
+        lambda: rnn_steps(*args).square().mean(), exclude=args
+    )
+    assert ours == T_long * B_ * H_ * F32
+    assert stacked == 2 * T_long * B_ * H_ * F32
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 3), (2, 0, 3)])
+def test_mean_square_per_step_needs_a_sequence_and_a_step(shape):
+    W_xh, W_hh, b, _, _ = _weights(2, 5, 3, 4)
+    xs, h0 = torch.randn(*shape), torch.zeros(shape[0], 4)
+    with pytest.raises(ValueError, match="at least one"):
+        mean_square_per_step(W_xh, W_hh, b, xs, h0)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        mean_square_per_step(W_xh, W_hh, b, np.zeros((2, 5, 3)), h0)

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from rnnbook.numpy_rnn import bptt, rnn_forward, state_gradients, step_jacobian
+from rnnbook.numpy_rnn import (
+    bptt,
+    chunked_bptt,
+    rnn_forward,
+    state_gradients,
+    step_jacobian,
+)
 
 B, T, D, H = 2, 6, 3, 4
 KEYS = ("W_xh", "W_hh", "b", "h0")
@@ -141,6 +147,77 @@ def test_truncated_with_k_at_least_T_equals_full(k):
     full, trunc = _call(p), _call(p, truncate=k)
     for key in KEYS:
         assert _rel_err(trunc[key], full[key]) < 1e-12, key
+
+
+def _chunked_torch_grads(p, chunk):
+    """Chunked truncation as training runs it: detach every chunk's start."""
+    t = {
+        k: torch.tensor(v, requires_grad=k != "xs")
+        for k, v in p.items()
+        if k != "dhs"
+    }
+    h, loss = t["h0"], 0.0
+    for step in range(1, T + 1):
+        if step > 1 and (step - 1) % chunk == 0:
+            h = h.detach()  # a new chunk starts from a constant state
+        h = torch.tanh(
+            t["xs"][:, step - 1] @ t["W_xh"].T + h @ t["W_hh"].T + t["b"]
+        )
+        loss = loss + (h * torch.tensor(p["dhs"][:, step - 1])).sum()
+    grads = torch.autograd.grad(loss, [t[k] for k in KEYS])
+    return {k: g.numpy() for k, g in zip(KEYS, grads)}
+
+
+def _call_chunked(p, chunk):
+    hs = rnn_forward(p["W_xh"], p["W_hh"], p["b"], p["xs"], p["h0"])
+    return chunked_bptt(
+        p["W_xh"], p["W_hh"], p["b"], p["xs"], hs, p["dhs"], chunk
+    )
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4, np.int64(3)])
+def test_chunked_bptt_matches_detached_chunks_in_torch(chunk):
+    p = _problem(seed=6, scale=1.5)
+    ours, ref = _call_chunked(p, chunk), _chunked_torch_grads(p, chunk)
+    for key in KEYS:
+        assert ours[key].shape == ref[key].shape
+        assert _rel_err(ours[key], ref[key]) < 1e-10, key
+
+
+def test_chunked_bptt_against_the_exact_truncation():
+    p = _problem(seed=7, scale=1.5)
+    # one step per chunk: every term sees exactly one transition, in both
+    for key in KEYS:
+        assert _rel_err(
+            _call_chunked(p, 1)[key], _call(p, truncate=1)[key]
+        ) < (1e-12)
+    # one chunk: nothing is cut
+    for chunk in (T, T + 3):
+        for key in KEYS:
+            assert _rel_err(_call_chunked(p, chunk)[key], _call(p)[key]) < (
+                1e-12
+            )
+    # in between, early terms of a chunk see fewer than k transitions
+    assert _rel_err(
+        _call_chunked(p, 3)["W_hh"], _call(p, truncate=3)["W_hh"]
+    ) > (1e-6)
+
+
+@pytest.mark.parametrize(
+    "chunk, error",
+    [
+        (0, ValueError),
+        (-2, ValueError),
+        (None, TypeError),
+        (True, TypeError),
+        (2.0, TypeError),
+        ("3", TypeError),
+    ],
+)
+def test_chunked_bptt_rejects_bad_chunk(chunk, error):
+    p = _problem()
+    with pytest.raises(error, match="chunk"):
+        _call_chunked(p, chunk)
 
 
 def test_h0_gradient_only_from_terms_within_k_steps():

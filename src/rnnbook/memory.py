@@ -5,11 +5,14 @@ recurrence runs in PyTorch so that autograd differentiates it, and so that
 we can measure what it costs:
 
 - :func:`rnn_steps`, the loop of equation ``ch1-rnn`` for autograd;
+- :func:`mean_square_per_step`, a loss on every step read straight from
+  each step's ``tanh`` output, with no stacked copy of the states;
 - :func:`saved_bytes`, the bytes autograd keeps for the backward pass,
   counted once per storage;
 - :func:`checkpointed_rnn_steps`, the same loop with gradient checkpointing
-  (Chen et al., 2016): only the state at each segment boundary is kept, and
-  each segment is recomputed during the backward pass;
+  (Griewank, 1992; Gruslys et al., 2016; Chen et al., 2016): only the
+  state at each segment boundary is kept, and each segment is recomputed
+  during the backward pass;
 - :func:`interleaved_seconds`, wall-clock timing with interleaved repeats.
 
 The letters (``B``, ``T``, ``D``, ``H``) are those of the book's notation
@@ -102,6 +105,40 @@ def rnn_steps(W_xh, W_hh, b, xs, h0):
     return torch.stack(states, dim=1)  # (B, T, H)
 
 
+def mean_square_per_step(W_xh, W_hh, b, xs, h0):
+    """``rnn_steps(...).square().mean()``, without stacking the states.
+
+    .. math::
+
+        L = \\frac{1}{BTH} \\sum_{t=1}^{T} \\|h_t\\|^2 .
+
+    The loss of each step is read from that step's ``tanh`` output and
+    added to a running scalar, so no ``(B, T, H)`` copy of the states is
+    made. Autograd then keeps one ``(B, H)`` state per step (the ``tanh``
+    output, shared by ``tanh``'s backward, the next step's matrix product
+    and the square), where ``rnn_steps(...).square().mean()`` keeps two:
+    that output and its row of the stacked copy, which the square saves.
+
+    Args:
+        W_xh, W_hh, b, xs, h0: as for :func:`rnn_steps`.
+
+    Returns:
+        The loss, a 0-d tensor. ``B`` and ``T`` must be at least 1.
+    """
+    _check_rnn_args(W_xh, W_hh, b, xs, h0)
+    B, T, _ = xs.shape
+    if T == 0 or B == 0:
+        raise ValueError(
+            "expected xs with at least one sequence and one step "
+            f"(B, T >= 1) for a mean, got {tuple(xs.shape)}"
+        )
+    h, total = h0, 0.0
+    for t in range(T):
+        h = torch.tanh(xs[:, t] @ W_xh.T + h @ W_hh.T + b)  # (B, H)
+        total = total + h.square().sum()  # reads h itself: no copy
+    return total / (B * T * h.shape[1])
+
+
 def checkpointed_rnn_steps(
     W_xh, W_hh, b, xs, h0, segment, clone_boundary=True
 ):
@@ -115,9 +152,10 @@ def checkpointed_rnn_steps(
 
     The trap this function exists to show: the boundary state is the last
     row of the segment's output, ``out[:, -1]``, a *view* of the whole
-    ``(B, segment, H)`` output. Checkpointing keeps its input alive, and a
-    view keeps its whole storage alive, so without the copy every segment's
-    full output stays in memory and almost nothing is saved.
+    ``(B, M, H)`` output (``M = segment``). Checkpointing keeps its input
+    alive, and a view keeps its whole storage alive, so without the copy
+    every segment's full output stays in memory and almost nothing is
+    saved.
 
     Args:
         W_xh, W_hh, b, xs, h0: as for :func:`rnn_steps`.
@@ -140,10 +178,10 @@ def checkpointed_rnn_steps(
         raise ValueError("expected xs with at least one step (T >= 1)")
     h, outs = h0, []
     for start in range(0, xs.shape[1], segment):
-        chunk = xs[:, start : start + segment]  # (B, S, D)
+        xs_seg = xs[:, start : start + segment]  # (B, M, D)
         out = checkpoint(
-            rnn_steps, W_xh, W_hh, b, chunk, h, use_reentrant=False
-        )  # (B, S, H)
+            rnn_steps, W_xh, W_hh, b, xs_seg, h, use_reentrant=False
+        )  # (B, M, H)
         outs.append(out)
         h = out[:, -1].clone() if clone_boundary else out[:, -1]
     return torch.cat(outs, dim=1)  # (B, T, H)

@@ -13,7 +13,8 @@ Two implementations of the gradients live here, as the style guide asks:
 full BPTT is one backward sweep vectorised over the batch
 (:func:`state_gradients`, then one matrix product per parameter);
 truncated BPTT (:func:`bptt` with ``truncate=k``) walks back from every
-step separately, the slow but obviously-correct form of the definition.
+step separately, the slow but obviously-correct form of the definition;
+:func:`chunked_bptt` is the chunked form, one backward sweep per chunk.
 With ``k >= T`` the two must agree, and ``tests/test_numpy_rnn.py`` checks
 that they do.
 """
@@ -77,21 +78,20 @@ def _check_params(xs, W_xh, W_hh, b):
     return xs, W_xh, W_hh, b, (B, T, D, H)
 
 
-def _check_truncate(truncate):
+def _check_truncate(truncate, name="truncate", allow_none=True):
     """``None`` or ``truncate`` as an int >= 1 (numpy integers welcome)."""
-    if truncate is None:
+    expected = "None or a positive int" if allow_none else "a positive int"
+    if truncate is None and allow_none:
         return None
     if isinstance(truncate, bool) or not isinstance(
         truncate, (int, np.integer)
     ):
         raise TypeError(
-            "expected truncate to be None or a positive int, "
+            f"expected {name} to be {expected}, "
             f"got {type(truncate).__name__} {truncate!r}"
         )
     if truncate < 1:
-        raise ValueError(
-            f"expected truncate to be None or a positive int, got {truncate}"
-        )
+        raise ValueError(f"expected {name} to be {expected}, got {truncate}")
     return int(truncate)
 
 
@@ -245,9 +245,11 @@ def bptt(W_xh, W_hh, b, xs, hs, dhs, truncate=None):
     Truncation (``truncate=k``, eq. ``ch1-truncated``): the loss term of
     step ``t`` is propagated back through at most ``k`` transitions, so it
     reaches ``hs[:, max(0, t-k)]``, and it contributes to the gradient of
-    ``h_0`` only if ``t <= k``. This is Williams & Peng's (1990)
-    truncation applied exactly to every term; with ``k >= T`` it equals
-    full BPTT.
+    ``h_0`` only if ``t <= k``. This is the truncation Williams & Zipser
+    (1995) call BPTT(k), with every term cut at exactly ``k``
+    transitions; online it was run with an update after every step
+    (BPTT(h; h') with ``h' = 1``). With ``k >= T`` it equals full BPTT.
+    :func:`chunked_bptt` is the chunked form that training runs.
 
     Args:
         W_xh, W_hh, b: the parameters, ``(H, D)``, ``(H, H)``, ``(H,)``.
@@ -280,8 +282,17 @@ def bptt(W_xh, W_hh, b, xs, hs, dhs, truncate=None):
     else:
         da, dh0 = _truncated_preactivation_grads(W_hh, hs, dhs, truncate)
 
-    # The sums over time and batch of eqs. ch1-grad-Whh .. ch1-grad-b,
-    # one matrix product each.
+    return _parameter_grads(xs, hs, da, dh0)
+
+
+def _parameter_grads(xs, hs, da, dh0):
+    """The sums over time and batch of eqs. ``ch1-grad-Whh``-``ch1-grad-b``.
+
+    One matrix product each, from the pre-activation gradients
+    ``da (B, T, H)``; ``dh0 (B, H)`` is passed through.
+    """
+    B, T, D = xs.shape
+    H = hs.shape[2]
     da_flat = da.reshape(B * T, H)
     return {
         "W_xh": da_flat.T @ xs.reshape(B * T, D),  # (H, D)
@@ -289,3 +300,46 @@ def bptt(W_xh, W_hh, b, xs, hs, dhs, truncate=None):
         "b": da_flat.sum(axis=0),  # (H,)
         "h0": dh0,  # (B, H)
     }
+
+
+def chunked_bptt(W_xh, W_hh, b, xs, hs, dhs, chunk):
+    """The gradient that chunked truncated BPTT sums, at fixed weights.
+
+    The steps ``1..T`` are cut into chunks of ``chunk`` steps. Each chunk's
+    loss terms are backpropagated by :func:`state_gradients` to the state
+    the chunk starts from, and no further: that state is treated as a
+    constant (``h.detach()`` in PyTorch). A term ``L_t`` therefore reaches
+    back only to the start of its own chunk, through between 1 and
+    ``chunk`` transitions, where the exact truncation ``bptt(...,
+    truncate=chunk)`` (eq. ``ch1-truncated``) gives every term ``chunk``.
+    This is Williams & Zipser's BPTT(h; h') with ``h = h' = chunk``.
+    Training updates the weights after every chunk; this function sums
+    the chunks' gradients at one set of weights, to compare them with
+    the full gradient.
+
+    Args:
+        W_xh, W_hh, b, xs, hs, dhs: as for :func:`bptt`.
+        chunk: steps per chunk, a positive int (``chunk >= T``: one chunk,
+            full BPTT).
+
+    Returns:
+        A dict with keys ``'W_xh', 'W_hh', 'b', 'h0'``, as :func:`bptt`.
+    """
+    xs, W_xh, W_hh, b, (B, T, D, H) = _check_params(xs, W_xh, W_hh, b)
+    hs = _array("hs", hs, 3, "(B, T+1, H)")
+    _check_shape("hs", hs, (B, T + 1, H), "(B, T+1, H)")
+    dhs = _array("dhs", dhs, 3, "(B, T, H)")
+    _check_shape("dhs", dhs, (B, T, H), "(B, T, H)")
+    chunk = _check_truncate(chunk, "chunk", allow_none=False)
+    da = np.zeros((B, T, H))
+    dh0 = np.zeros((B, H))
+    for start in range(0, T, chunk):
+        stop = min(start + chunk, T)
+        # the chunk's states h_start .. h_stop and its loss terms only
+        dh = state_gradients(W_hh, hs[:, start : stop + 1], dhs[:, start:stop])
+        da[:, start:stop] = dh[:, 1:] * (
+            1.0 - hs[:, start + 1 : stop + 1] ** 2
+        )
+        if start == 0:
+            dh0 = dh[:, 0]  # only the first chunk starts from h_0
+    return _parameter_grads(xs, hs, da, dh0)

@@ -73,8 +73,8 @@ def unrolled_rnn():
 
     Inputs ``x_t`` feed states ``h_t`` through ``W_xh``; each state feeds
     the next through ``W_hh`` and its readout ``y_t`` through ``W_hy``;
-    each readout gives a loss ``L_t``. An arrow above shows the direction
-    of the backward pass.
+    each readout gives a loss ``L_t``. Red arrows under the chain of
+    states show the direction of the backward pass along it.
     """
     fig, ax = figure(width=7.5, height=5.2)
     ax.set_xlim(-0.45, 4.45)
@@ -119,65 +119,91 @@ def unrolled_rnn():
         ax.text(start + 0.5, 0.97, "$W_{hh}$", ha="center", **small)
     ax.annotate("", xy=(4 - r, 0.85), xytext=(3.6, 0.85), arrowprops=arrow)
     back = COLORS["attention"]
-    ax.annotate(
-        "",
-        xy=(1.0, 3.05),
-        xytext=(4.0, 3.05),
-        arrowprops=dict(arrowstyle="->", color=back),
-    )
+    for start, stop in ((0, 1), (1, 2), (2, 3), (3.6, 4)):
+        ax.annotate(
+            "",
+            xy=(start + (r if start % 1 == 0 else 0), 0.68),
+            xytext=(stop - r, 0.68),
+            arrowprops=dict(arrowstyle="->", color=back, lw=1.5),
+        )
     ax.text(
-        2.5,
-        3.22,
-        "gradients flow backwards through time",
+        2.0,
+        3.2,
+        "red arrows: the backward pass, along the chain of states",
         color=back,
         ha="center",
     )
     ax.set_title(
         "The RNN unrolled over T steps: "
-        "one shared $W_{xh}$, $W_{hh}$, $b$, $W_{hy}$, $c$"
+        "one shared $W_{xh}$, $W_{hh}$, $b$, $W_{hy}$, $b_y$"
     )
     return fig
 
 
-def truncation_error(ks, errors, T):
+def truncation_error(ks, errors, T, chunked=None):
     """Relative error of the truncated gradient against ``k`` (log scale).
 
     Args:
-        ks: truncation lengths, ``(K,)``.
-        errors: ``label -> (K,)`` relative errors of ``g^(k)`` for
-            ``W_hh``; zeros are drawn at 1e-17 so the log axis keeps them.
+        ks: truncation lengths, one per point.
+        errors: ``label -> `` relative errors of the exact ``g^(k)`` for
+            ``W_hh``, one per ``k``; zeros are drawn at 1e-17 so the log
+            axis keeps them.
         T: the sequence length, marked by a dotted line.
+        chunked: ``label ->`` relative errors of the chunked form with
+            chunks of ``k`` steps (dashed, the same colour), or ``None``.
     """
     fig, ax = figure(width=6.0, height=3.4)
-    for label, err in errors.items():
+    for i, (label, err) in enumerate(errors.items()):
         ax.semilogy(
-            ks, [max(e, 1e-17) for e in err], "o-", label=f"{label} $W_{{hh}}$"
+            ks,
+            [max(e, 1e-17) for e in err],
+            "o-",
+            color=f"C{i}",
+            label=f"{label}: exact $g^{{(k)}}$",
         )
+        if chunked is not None:
+            ax.semilogy(
+                ks,
+                [max(e, 1e-17) for e in chunked[label]],
+                "s--",
+                color=f"C{i}",
+                mfc="none",
+                label=f"{label}: chunks of $k$",
+            )
     ax.axvline(T, color=COLORS["reference"], ls=":", lw=1, label="$k = T$")
     ax.set_xlabel("truncation length $k$ (transitions)")
     ax.set_ylabel(
-        r"$\|g^{(k)}_{W_{hh}} - \nabla_{W_{hh}} L\|_F"
+        r"$\|g_{W_{hh}} - \nabla_{W_{hh}} L\|_F"
         r" \,/\, \|\nabla_{W_{hh}} L\|_F$"
     )
-    ax.legend()
+    ax.legend(fontsize=8)
     return fig
 
 
 def chunked_accuracy(curves, gap):
-    """Test accuracy per training round for each chunk length.
+    """Test accuracy per training round for each chunk length and seed.
 
     Args:
-        curves: ``chunk length -> (rounds,)`` accuracies.
+        curves: ``chunk length -> list of (rounds,)`` accuracies, one per
+            seed (one colour per chunk length, one line per seed).
         gap: the task's delay, for the legend.
     """
     fig, ax = figure(width=6.0, height=3.4)
-    for chunk, acc in curves.items():
+    for i, (chunk, runs) in enumerate(curves.items()):
         side = "> gap" if chunk > gap else "<= gap"
-        ax.plot(
-            range(1, len(acc) + 1),
-            acc,
-            label=f"chunk length {chunk} ({side} {gap})",
-        )
+        for j, acc in enumerate(runs):
+            ax.plot(
+                range(1, len(acc) + 1),
+                acc,
+                color=f"C{i}",
+                lw=1.2,
+                alpha=0.85,
+                label=(
+                    f"chunk length {chunk} ({side} {gap}), {len(runs)} seeds"
+                    if j == 0
+                    else None
+                ),
+            )
     ax.axhline(0.5, color=COLORS["reference"], ls="--", lw=1, label="chance")
     ax.set_xlabel("training round (one batch of 400-step streams)")
     ax.set_ylabel("test accuracy")
@@ -207,16 +233,16 @@ def bptt_cost(lengths, saved, seconds):
 
 
 def state_gradient_norms(norms):
-    """``||dL_T/dh_k||`` against ``k`` for several scales of ``W_hh``.
+    """``||dL_T/dh_s||`` against ``s`` for several scales of ``W_hh``.
 
     Args:
-        norms: ``scale -> (T+1,)`` norms, one per step ``k = 0..T``.
+        norms: ``scale -> (T+1,)`` norms, one per step ``s = 0..T``.
     """
     fig, ax = figure(width=6.0, height=3.4)
     for scale, n in norms.items():
         ax.semilogy(range(len(n)), n, label=f"$W_{{hh}}$ scaled by {scale}")
-    ax.set_xlabel("step $k$")
-    ax.set_ylabel(r"$\|\partial L_T / \partial h_k\|$")
+    ax.set_xlabel("step $s$")
+    ax.set_ylabel(r"$\|\partial L_T / \partial h_s\|$")
     ax.legend()
     return fig
 

@@ -3,9 +3,13 @@
 A long stream is cut into chunks of ``chunk`` steps. The forward pass runs
 over one chunk from the state the previous chunk ended in; the chunk's loss
 is backpropagated (through at most ``chunk`` steps), the weights are
-updated, and the final state is *detached* before it seeds the next chunk
-(Williams & Peng, 1990). The state carries information across the whole
-stream; only the gradient is cut.
+updated, and the final state is *detached* before it seeds the next chunk.
+The state carries information across the whole stream; only the gradient
+is cut. In Williams & Zipser's (1995) terms this is BPTT(h; h') with
+``h = h' = chunk``: every ``h'`` steps, backpropagate ``h`` steps; in
+Sutskever's (2013) thesis, ``k1 = k2 = chunk``. Williams & Peng (1990)
+studied ``h' < h``, where chunks of backpropagation overlap, so that every
+loss term gets at least ``h - h' + 1`` steps of history.
 
 - :func:`delayed_recall`, a task whose answer lies exactly ``gap`` steps
   back;
@@ -83,7 +87,7 @@ class Recaller(nn.Module):
     .. math::
 
         h_t = \\tanh(W_{hh} h_{t-1} + W_{xh} x_t + b), \\qquad
-        y_t = w_{hy}^\\top h_t + c.
+        y_t = w_{hy}^\\top h_t + b_y.
 
     Args:
         hidden_size: ``H``.

@@ -27,6 +27,7 @@ seconds, and is written atomically.
 """
 
 import argparse
+import functools
 import pathlib
 import sys
 import time
@@ -105,6 +106,10 @@ def run_seeds(repeat, part="reversal"):
 
 def _to(batch, device):
     return type(batch)(*(x.to(device) for x in batch))
+
+
+def _reversal_batch(n, l_train, generator, device):
+    return _to(reversal_translation(n, 1, l_train, generator), device)
 
 
 def train_model(
@@ -239,10 +244,11 @@ def run_reversal(config, repeat, device="cpu", progress=True):
         start = time.perf_counter()
         losses = train_model(
             model,
-            lambda: _to(  # noqa: B023 (called inside this iteration)
-                reversal_translation(
-                    config.batch_size, 1, config.l_train, data
-                ),
+            functools.partial(
+                _reversal_batch,
+                config.batch_size,
+                config.l_train,
+                data,
                 device,
             ),
             config.steps,

@@ -96,9 +96,7 @@ def accuracy_against_length(lengths, curves, l_train, ylabel):
         ax.plot(lengths, mean, "o-", ms=3, color=color, label=name)
         ax.fill_between(lengths, low, high, color=color, alpha=0.2, lw=0)
     ax.axvline(l_train + 0.5, color="black", ls=":", lw=1)
-    ax.text(
-        l_train + 0.8, 0.03, "longer than any\ntraining source", fontsize=8
-    )
+    ax.text(l_train + 1.5, 0.5, "longer than any\ntraining source", fontsize=8)
     ax.set_xlabel("source length (symbols)")
     ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)

@@ -136,7 +136,8 @@ def alignment_heatmaps(panels, ncols=2, width=3.4, height=3.0):
     fig, axes = figure(ncols, nrows, width=width, height=height, squeeze=False)
     for ax, (weights, src, out, title) in zip(axes.flat, panels):
         ax.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto")
-        ax.set_xticks(range(len(src)), src, fontsize=7)
+        small = 7 if len(src) <= 24 else 5  # long sources: smaller labels
+        ax.set_xticks(range(len(src)), src, fontsize=small)
         ax.set_yticks(range(len(out)), out, fontsize=7)
         ax.tick_params(length=0)
         ax.grid(False)

@@ -2,6 +2,7 @@
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -206,12 +207,26 @@ def test_search_errors():
     b = batch()
     with pytest.raises(ValueError, match="beam_size"):
         beam_search(net, b.src, b.src_mask, 0, 5)
+    # numpy integers and floats, and 0-d tensors, are accepted
+    a, _ = beam_search(net, b.src, b.src_mask, np.int64(2), np.int32(5), 0.5)
+    c, _ = beam_search(
+        net, b.src, b.src_mask, torch.tensor(2), 5, np.float32(0.5)
+    )
+    assert torch.equal(a, c)
     with pytest.raises(ValueError, match="length_penalty"):
         beam_search(net, b.src, b.src_mask, 2, 5, -1.0)
     with pytest.raises(ValueError, match="length_penalty"):
         beam_search(net, b.src, b.src_mask, 2, 5, float("nan"))
     with pytest.raises(ValueError, match="max_len"):
         greedy_decode(net, b.src, b.src_mask, 0)
+    with pytest.raises(TypeError, match="max_len"):
+        greedy_decode(net, b.src, b.src_mask, 5.0)
+    with pytest.raises(TypeError, match="beam_size"):
+        beam_search(net, b.src, b.src_mask, True, 5)
+    with pytest.raises(TypeError, match="length_penalty"):
+        beam_search(net, b.src, b.src_mask, 2, 5, "1")
+    with pytest.raises(TypeError, match="length_penalty"):
+        beam_search(net, b.src, b.src_mask, 2, 5, 1j)
     with pytest.raises(TypeError, match="Seq2Seq"):
         greedy_decode(net.decoder, b.src, b.src_mask, 5)
     with pytest.raises(TypeError, match="int64"):

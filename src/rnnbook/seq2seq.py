@@ -23,6 +23,7 @@ between them measures attention alone. Shapes follow the package glossary
 BOS = 1, EOS = 2 as in :class:`rnnbook.tasks.Vocab`.
 """
 
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -366,11 +367,25 @@ def _log_probs(logits):
     return torch.log_softmax(logits, dim=-1)
 
 
+def _count(name, value):
+    """A positive integer (numpy integers and 0-d integer tensors too)."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        value = value.item()
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(
+            f"expected {name} to be a positive int, got "
+            f"{type(value).__name__} {value!r}"
+        )
+    if value < 1:
+        raise ValueError(f"expected {name} to be a positive int, got {value}")
+    return int(value)
+
+
 def _check_search(model, src, src_mask, max_len):
     if not isinstance(model, Seq2Seq):
         raise TypeError(f"expected a Seq2Seq, got {type(model).__name__}")
     _check_ids("src", src, src_mask)
-    _check_positive_int("max_len", max_len)
+    return _count("max_len", max_len)
 
 
 @torch.no_grad()
@@ -381,7 +396,7 @@ def greedy_decode(model, src, src_mask, max_len):
         ``tokens`` ``(B, L)`` int64 with ``L <= max_len``: each row's output,
         ending in EOS unless ``max_len`` cut it, then PAD.
     """
-    _check_search(model, src, src_mask, max_len)
+    max_len = _check_search(model, src, src_mask, max_len)
     memory = model.encode(src, src_mask)
     s = model.decoder.start(memory)
     y = torch.full((src.shape[0],), BOS, dtype=torch.int64, device=src.device)
@@ -434,18 +449,23 @@ def beam_search(model, src, src_mask, beam_size, max_len, length_penalty=0.0):
         output (padded with PAD as in :func:`greedy_decode`) and its
         normalised score.
     """
-    _check_search(model, src, src_mask, max_len)
-    _check_positive_int("beam_size", beam_size)
-    if (
-        not isinstance(length_penalty, (int, float))
-        or isinstance(length_penalty, bool)
-        or not length_penalty >= 0
-        or length_penalty == float("inf")
+    max_len = _check_search(model, src, src_mask, max_len)
+    beam_size = _count("beam_size", beam_size)
+    if isinstance(length_penalty, torch.Tensor) and length_penalty.dim() == 0:
+        length_penalty = length_penalty.item()
+    if not isinstance(length_penalty, numbers.Real) or isinstance(
+        length_penalty, bool
     ):
+        raise TypeError(
+            f"expected length_penalty to be a real number, got "
+            f"{type(length_penalty).__name__} {length_penalty!r}"
+        )
+    if not 0 <= length_penalty < float("inf"):
         raise ValueError(
             f"expected length_penalty to be a finite number >= 0, got "
             f"{length_penalty!r}"
         )
+    length_penalty = float(length_penalty)
     rows, scores = [], []
     for b in range(src.shape[0]):
         memory = model.encode(src[b : b + 1], src_mask[b : b + 1])

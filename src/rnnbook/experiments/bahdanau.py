@@ -224,7 +224,8 @@ def mirror_alignment(model, batch):
     for b in range(weights.shape[0]):
         L = int(lengths[b])
         peaks = weights[b, :L].argmax(1)
-        hits += int((peaks == torch.arange(L - 1, -1, -1)).sum())
+        mirror = torch.arange(L - 1, -1, -1, device=peaks.device)
+        hits += int((peaks == mirror).sum())
         total += L
     return hits / total
 

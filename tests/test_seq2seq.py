@@ -267,3 +267,17 @@ def test_any_attention_module_plugs_in():
 
 def test_vocab_ids_agree_with_the_model():
     assert (Vocab.PAD, Vocab.BOS, Vocab.EOS) == (PAD, BOS, EOS)
+
+
+def test_the_two_models_share_their_initial_weights():
+    """Built after the same seed, they differ only by the attention's."""
+    torch.manual_seed(1)
+    plain = seq2seq_model(V, 5, 7, False).state_dict()
+    torch.manual_seed(1)
+    search = seq2seq_model(V, 5, 7, True).state_dict()
+    assert all(torch.equal(plain[k], search[k]) for k in plain)
+    assert set(search) - set(plain) == {
+        "decoder.attention.W.weight",
+        "decoder.attention.U.weight",
+        "decoder.attention.v.weight",
+    }

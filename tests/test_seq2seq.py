@@ -115,8 +115,8 @@ def test_plain_decoder_context_does_not_depend_on_the_state():
     b = batch()
     memory = net.encode(b.src, b.src_mask)
     s = torch.randn(b.src.shape[0], 7, dtype=torch.float64)
-    c1, _ = net.decoder.context(s, memory)
-    c2, _ = net.decoder.context(-s, memory)
+    c1 = net.decoder.context(s, memory)
+    c2 = net.decoder.context(-s, memory)
     assert torch.equal(c1, c2) and torch.equal(c1, memory.summary)
 
 

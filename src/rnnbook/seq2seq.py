@@ -181,6 +181,7 @@ class _DecoderBase(nn.Module):
         return memory
 
     def context(self, s_prev, memory):
+        """The context ``c_t`` the step reads, ``(B, 2H)``."""
         raise NotImplementedError
 
     def step(self, y_prev, s_prev, memory):
@@ -199,7 +200,7 @@ class _DecoderBase(nn.Module):
             ``(logits (B, V), s_t (B, H))``.
         """
         emb = self.embed(y_prev)  # (B, E)
-        c, _ = self.context(s_prev, memory)  # (B, 2H)
+        c = self.context(s_prev, memory)  # (B, 2H)
         s = self.cell(torch.cat([emb, c], dim=1), s_prev)  # (B, H)
         return self.output(torch.cat([s, c, emb], dim=1)), s
 
@@ -227,8 +228,8 @@ class Decoder(_DecoderBase):
     """
 
     def context(self, s_prev, memory):
-        """``(c, None)``: the summary, whatever the state."""
-        return memory.summary, None
+        """The summary ``c``, whatever the state."""
+        return memory.summary
 
 
 class AttentionDecoder(_DecoderBase):
@@ -264,18 +265,22 @@ class AttentionDecoder(_DecoderBase):
         projected = self.attention.project_keys(memory.annotations)
         return memory._replace(projected=projected)
 
-    def context(self, s_prev, memory):
+    def attend(self, s_prev, memory):
         """``(c_t (B, 2H), alpha_t (B, S))``: attend with ``s_{t-1}``."""
         return self.attention(
             s_prev, memory.annotations, memory.mask, memory.projected
         )
+
+    def context(self, s_prev, memory):
+        """``c_t = sum_j alpha_tj h_j`` (see :meth:`attend`)."""
+        return self.attend(s_prev, memory)[0]
 
     def alignments(self, tgt_in, memory):
         """The weights ``alpha_tj`` under teacher forcing, ``(B, T, S)``."""
         _check_ids("tgt_in", tgt_in)
         s, weights = self.start(memory), []
         for y_prev in tgt_in.unbind(1):
-            weights.append(self.context(s, memory)[1])
+            weights.append(self.attend(s, memory)[1])
             _, s = self.step(y_prev, s, memory)
         return torch.stack(weights, dim=1)
 
@@ -311,13 +316,14 @@ class Seq2Seq(nn.Module):
         return self.decoder.prepare(self.encoder(src, src_mask))
 
     def forward(self, src, src_mask, tgt_in):
-        memory = self.encode(src, src_mask)
+        _check_ids("src", src, src_mask)
+        _check_ids("tgt_in", tgt_in)
         if tgt_in.shape[0] != src.shape[0]:
             raise ValueError(
                 f"expected tgt_in with {src.shape[0]} rows like src, got "
                 f"{tuple(tgt_in.shape)}"
             )
-        return self.decoder(tgt_in, memory)
+        return self.decoder(tgt_in, self.encode(src, src_mask))
 
     def alignments(self, src, src_mask, tgt_in):
         """Attention weights ``(B, T, S)`` (an :class:`AttentionDecoder`)."""

@@ -13,6 +13,10 @@ One concept per module (the book's style guide), imports flowing downward:
 - ``dynamics``   one sigmoid unit as a dynamical system: fixed points and
   the loss wall (Chapter 2)
 - ``gated``      the LSTM and the GRU from their equations (Chapter 3)
+- ``attention``  additive (Bahdanau), dot and scaled dot attention, masked
+  (Chapter 4)
+- ``seq2seq``    encoder, decoders with and without attention, greedy and beam
+  search (Chapter 4)
 - ``ssm``        linear state space models: discretization, kernel, scan,
   FFT convolution, HiPPO (Chapters 5-6)
 - ``probes``     gradient-flow probes and the small experiments of Chapter 3
@@ -21,7 +25,8 @@ One concept per module (the book's style guide), imports flowing downward:
 - ``plots``      the book's figures, one look for every chapter
 - ``widgets``    interactive explorers, each with a static twin
 - ``display``    shows the source of the code a chapter runs
-- ``experiments`` runs longer than a chapter (``pascanu``, ``chapter2``);
+- ``experiments`` runs longer than a chapter (``chapter1``, ``pascanu``,
+  ``chapter2``, ``bahdanau``);
   results in ``rnnbook.data``
 
 The book's tooling (building the book, re-executing chapters, assignments)

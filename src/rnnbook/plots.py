@@ -793,6 +793,76 @@ def step_sensitivity_bars(last_output, final_state):
 
 # ------------------------------------------ Chapter 4: seq2seq and attention
 
+SEQ2SEQ_COLORS = {"RNNencdec": COLORS["gru"], "RNNsearch": COLORS["attention"]}
+"""Chapter 4's two models: the plain GRU encoder-decoder and attention."""
+
+
+def accuracy_against_length(lengths, curves, l_train, ylabel):
+    """Accuracy against source length, one line (and band) per model.
+
+    Args:
+        lengths: the source lengths, ``(n,)``.
+        curves: ``{model name: (mean, low, high)}``, each ``(n,)``; the band
+            spans ``low`` to ``high`` (e.g. the best and worst seed).
+        l_train: the longest training length, marked by a dotted line.
+        ylabel: what is measured.
+    """
+    fig, ax = figure(width=5.6, height=3.4)
+    for name, (mean, low, high) in curves.items():
+        color = SEQ2SEQ_COLORS.get(name, COLORS["reference"])
+        ax.plot(lengths, mean, "o-", ms=3, color=color, label=name)
+        ax.fill_between(lengths, low, high, color=color, alpha=0.2, lw=0)
+    ax.axvline(l_train + 0.5, color="black", ls=":", lw=1)
+    ax.text(l_train + 1.5, 0.5, "longer than any\ntraining source", fontsize=8)
+    ax.set_xlabel("source length (symbols)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="lower left")
+    return fig
+
+
+def source_gradient_profile(norms, title=""):
+    """``||dL/dx_j||`` against source position ``j``, log scale, per model.
+
+    Args:
+        norms: ``{label: array (S,)}``; a label containing a model name of
+            :data:`SEQ2SEQ_COLORS` takes its colour.
+    """
+    fig, ax = figure(width=5.6, height=3.2)
+    for label, values in norms.items():
+        color = next(
+            (c for n, c in SEQ2SEQ_COLORS.items() if n in label), None
+        )
+        style = "--" if "init" in label else "-"
+        ax.semilogy(values, style, marker="o", ms=3, color=color, label=label)
+    ax.set_xlabel("source position j")
+    ax.set_ylabel(r"$\|\partial L / \partial x_j\|$")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def alignment_heatmaps(panels, ncols=2, width=3.4, height=3.0):
+    """Attention weights as heatmaps: rows outputs, columns source symbols.
+
+    Args:
+        panels: a list of ``(weights (T, S), source labels (S,), output
+            labels (T,), title)``.
+    """
+    nrows = -(-len(panels) // ncols)
+    fig, axes = figure(ncols, nrows, width=width, height=height, squeeze=False)
+    for ax, (weights, src, out, title) in zip(axes.flat, panels):
+        ax.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto")
+        small = 7 if len(src) <= 24 else 5  # long sources: smaller labels
+        ax.set_xticks(range(len(src)), src, fontsize=small)
+        ax.set_yticks(range(len(out)), out, fontsize=7)
+        ax.tick_params(length=0)
+        ax.grid(False)
+        ax.set_title(title, fontsize=9)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    return fig
+
 
 # ----------------------------------------- Chapters 5-6: state space models
 

@@ -129,3 +129,273 @@ def adding_problem(n, T, generator):
     markers[rows, i2] = 1.0
     targets = 0.5 + (values[rows, i1] + values[rows, i2]) / 4
     return torch.stack([values, markers], dim=-1), targets
+
+
+# ------------------------------------------- Chapter 4: translation tasks
+#
+# Two sequence-to-sequence tasks, both generated offline. Sequences of
+# symbols become padded integer tensors through a Vocab, which reserves
+# three ids: PAD (padding, carries no loss), BOS (the decoder's first input)
+# and EOS (the end of a sequence, which the decoder must learn to emit).
+# (Imports here, not at the top, to keep this chapter's section in one block.)
+
+import datetime  # noqa: E402
+import functools  # noqa: E402
+from typing import NamedTuple  # noqa: E402
+
+
+class Seq2SeqBatch(NamedTuple):
+    """A padded encoder-decoder batch (``S`` source, ``T`` target length).
+
+    ``src`` ``(B, S)`` is each source followed by EOS, then PAD;
+    ``src_mask`` ``(B, S)`` is True at real positions (EOS included).
+    ``tgt_in`` ``(B, T)`` is BOS followed by the target (the decoder's
+    teacher-forced inputs) and ``tgt_out`` ``(B, T)`` the target followed
+    by EOS (what it must predict); ``tgt_mask`` ``(B, T)`` is True where
+    ``tgt_out`` carries a loss. Ids are int64, masks bool.
+    """
+
+    src: torch.Tensor
+    src_mask: torch.Tensor
+    tgt_in: torch.Tensor
+    tgt_out: torch.Tensor
+    tgt_mask: torch.Tensor
+
+
+class Vocab:
+    """A symbol <-> id table with the special ids PAD = 0, BOS = 1, EOS = 2.
+
+    Args:
+        symbols: the task's symbols (strings), distinct; they get ids 3, 4, ...
+    """
+
+    PAD, BOS, EOS = 0, 1, 2
+    SPECIALS = ("<pad>", "<s>", "</s>")
+
+    def __init__(self, symbols):
+        symbols = tuple(symbols)
+        if not all(isinstance(s, str) for s in symbols):
+            raise TypeError("expected the symbols to be strings")
+        tokens = self.SPECIALS + symbols
+        if len(set(tokens)) != len(tokens):
+            raise ValueError(
+                f"expected distinct symbols, none of them a special "
+                f"{self.SPECIALS}, got "
+                f"{len(tokens) - len(set(tokens))} repeats"
+            )
+        self.tokens = tokens
+        self.index = {s: i for i, s in enumerate(tokens)}
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def __repr__(self):
+        return f"Vocab({len(self)} tokens: 3 specials + {len(self) - 3})"
+
+    def encode(self, symbols):
+        """The ids of a sequence of symbols (no specials added)."""
+        try:
+            return [self.index[s] for s in symbols]
+        except KeyError as err:
+            raise ValueError(
+                f"symbol {err.args[0]!r} is not in the vocabulary"
+            )
+
+    def decode(self, ids):
+        """The symbols of ``ids`` up to the first EOS, PAD and BOS dropped."""
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        out = []
+        for i in ids:
+            if i == self.EOS:
+                break
+            if i not in (self.PAD, self.BOS):
+                out.append(self.tokens[i])
+        return out
+
+    def pad(self, sequences, bos=False, eos=False):
+        """Encode and pad: ``(ids (B, L) int64, mask (B, L) bool)``.
+
+        BOS is prepended and EOS appended when asked; ``mask`` is True at
+        every real position (the specials included), False at padding.
+        """
+        rows = [
+            [self.BOS] * bos + self.encode(s) + [self.EOS] * eos
+            for s in sequences
+        ]
+        if not rows:
+            raise ValueError("expected at least one sequence, got none")
+        L = max(len(r) for r in rows)
+        ids = torch.full((len(rows), L), self.PAD, dtype=torch.int64)
+        for b, r in enumerate(rows):
+            ids[b, : len(r)] = torch.tensor(r, dtype=torch.int64)
+        mask = torch.arange(L) < torch.tensor([len(r) for r in rows])[:, None]
+        return ids, mask
+
+    def batch(self, pairs):
+        """A :class:`Seq2SeqBatch` from ``(source, target)`` symbol pairs."""
+        pairs = list(pairs)
+        src, src_mask = self.pad([s for s, _ in pairs], eos=True)
+        tgt_in, _ = self.pad([t for _, t in pairs], bos=True)
+        tgt_out, tgt_mask = self.pad([t for _, t in pairs], eos=True)
+        return Seq2SeqBatch(src, src_mask, tgt_in, tgt_out, tgt_mask)
+
+
+REVERSAL_SOURCE = tuple("abcdefghijklmnopqrst")
+"""The synthetic source language: 20 lower-case letters."""
+
+REVERSAL_TARGET = tuple(
+    "ABCDEFGHIJKLMNOPQRST"[(7 * i + 3) % 20] for i in range(20)
+)
+"""``REVERSAL_TARGET[i]`` translates ``REVERSAL_SOURCE[i]``: the permutation
+``i -> (7 i + 3) mod 20`` of the upper-case letters (a -> D, b -> K, ...)."""
+
+REVERSAL_VOCAB = Vocab(REVERSAL_SOURCE + REVERSAL_TARGET)
+"""One vocabulary for both sides: 3 specials, 20 source, 20 target symbols."""
+
+
+def reversal_examples(n, min_len, max_len, generator):
+    """Pairs of the synthetic translation task: reverse, then translate.
+
+    A source is ``L`` symbols drawn uniformly from :data:`REVERSAL_SOURCE`,
+    with ``L`` uniform in ``[min_len, max_len]``; its translation is the
+    source read backwards with every symbol mapped through the fixed
+    permutation (:data:`REVERSAL_TARGET`). Output position ``t`` depends on
+    source position ``L - 1 - t`` only: the ideal alignment is the
+    anti-diagonal, and the first source symbol is needed last.
+
+    Worked example (``L = 4``)::
+
+        source  c a t s     (positions 0 1 2 3)
+        target  J Q D R     s -> J, t -> Q, a -> D, c -> R
+
+    Args:
+        n: number of pairs. min_len, max_len: source lengths, ``1 <= min_len
+            <= max_len``. generator: a seeded ``torch.Generator``.
+
+    Returns:
+        A list of ``n`` pairs ``(source, target)``, each a tuple of symbols.
+    """
+    _check_sizes(n, max_len, 1, "reversal_examples")
+    _check_sizes(n, min_len, 1, "reversal_examples")
+    _check_generator(generator, "reversal_examples")
+    if min_len > max_len:
+        raise ValueError(
+            f"reversal_examples: expected min_len <= max_len, got "
+            f"{min_len} > {max_len}"
+        )
+    lengths = torch.randint(min_len, max_len + 1, (n,), generator=generator)
+    symbols = torch.randint(0, 20, (n, max_len), generator=generator)
+    pairs = []
+    for row, L in zip(symbols.tolist(), lengths.tolist()):
+        row = row[:L]
+        source = tuple(REVERSAL_SOURCE[i] for i in row)
+        target = tuple(REVERSAL_TARGET[i] for i in reversed(row))
+        pairs.append((source, target))
+    return pairs
+
+
+def reversal_translation(n, min_len, max_len, generator):
+    """A padded :class:`Seq2SeqBatch` of :func:`reversal_examples`."""
+    return REVERSAL_VOCAB.batch(
+        reversal_examples(n, min_len, max_len, generator)
+    )
+
+
+DATE_LOCALES = (
+    "en_US",
+    "en_GB",
+    "fr_FR",
+    "de_DE",
+    "es_ES",
+    "it_IT",
+    "pt_PT",
+    "nl_NL",
+)
+"""The languages of the date task (babel locale names)."""
+
+DATE_FORMATS = ("short", "medium", "long", "full")
+"""babel's (CLDR's) four standard date lengths, e.g. for ``fr_FR``:
+``05/06/1990``, ``5 juin 1990``, ``5 juin 1990``, ``mardi 5 juin 1990``."""
+
+DATE_EXCLUDED = (("en_US", "short"),)
+"""Left out: ``en_US`` short is month first (``6/5/90``), ``es_ES`` short day
+first (``5/6/90``), so the source alone could not tell June 5 from May 6."""
+
+DATE_RANGE = ("1950-01-01", "2049-12-31")
+"""The dates drawn (uniformly); two-digit years are unambiguous inside it."""
+
+
+def _date_format(day, style, locale):
+    from babel.dates import (
+        format_date,
+    )  # imported here: only Chapter 4 uses it
+
+    return format_date(day, format=style, locale=locale)
+
+
+def date_examples(n, generator):
+    """Dates as people write them, in several languages, and their ISO form.
+
+    A date is drawn uniformly from :data:`DATE_RANGE`, a locale from
+    :data:`DATE_LOCALES` and a format from :data:`DATE_FORMATS` (minus
+    :data:`DATE_EXCLUDED`), and written with the Unicode CLDR data shipped
+    in ``babel`` (no network). The target is ISO 8601, ``YYYY-MM-DD``. Both
+    sides are sequences of characters.
+
+    Worked example (1990-06-05)::
+
+        fr_FR full   "mardi 5 juin 1990"        -> "1990-06-05"
+        de_DE short  "05.06.90"                 -> "1990-06-05"
+        en_US medium "Jun 5, 1990"              -> "1990-06-05"
+
+    Args:
+        n: number of examples. generator: a seeded ``torch.Generator``.
+
+    Returns:
+        A list of ``n`` tuples ``(text, iso, locale, format)`` (strings).
+    """
+    _check_sizes(n, 1, 1, "date_examples")
+    _check_generator(generator, "date_examples")
+    first, last = (datetime.date.fromisoformat(d) for d in DATE_RANGE)
+    styles = [
+        (loc, fmt)
+        for loc in DATE_LOCALES
+        for fmt in DATE_FORMATS
+        if (loc, fmt) not in DATE_EXCLUDED
+    ]
+    offsets = torch.randint(
+        0, (last - first).days + 1, (n,), generator=generator
+    )
+    choices = torch.randint(0, len(styles), (n,), generator=generator)
+    examples = []
+    for k, c in zip(offsets.tolist(), choices.tolist()):
+        day = first + datetime.timedelta(days=k)
+        locale, fmt = styles[c]
+        text = _date_format(day, fmt, locale)
+        examples.append((text, day.isoformat(), locale, fmt))
+    return examples
+
+
+@functools.cache
+def date_vocab():
+    """The characters of every date the task can write, plus the specials.
+
+    Built once from babel's data: the first seven days of every month (all
+    weekdays and month names) in every locale and format, plus the digits
+    and ``-`` of the ISO targets.
+    """
+    chars = set("0123456789-")
+    for month in range(1, 13):
+        for d in range(1, 8):
+            day = datetime.date(2000, month, d)
+            for locale in DATE_LOCALES:
+                for fmt in DATE_FORMATS:
+                    chars.update(_date_format(day, fmt, locale))
+    return Vocab(sorted(chars))
+
+
+def date_normalization(n, generator):
+    """A padded :class:`Seq2SeqBatch` of :func:`date_examples` (characters)."""
+    examples = date_examples(n, generator)
+    return date_vocab().batch((text, iso) for text, iso, _, _ in examples)

@@ -1,0 +1,410 @@
+"""Accuracy against source length, with and without attention (Chapter 4).
+
+A laptop-scale analogue of Bahdanau, Cho & Bengio (2014, Figure 2), where
+BLEU falls with sentence length for the plain encoder-decoder (RNNencdec)
+and holds for the attention model (RNNsearch). Here the task is the
+synthetic translation of :func:`rnnbook.tasks.reversal_translation`, trained
+on sources of 1 to ``l_train`` symbols and tested on every length from 1 to
+``2 l_train``; the models are :func:`rnnbook.seq2seq.seq2seq_model` with and
+without attention, the same sizes otherwise.
+
+A second part trains the attention model on the date task
+(:func:`rnnbook.tasks.date_normalization`) and stores its accuracy and the
+alignments of a few examples, which the chapter draws as heatmaps.
+
+Usage::
+
+    python -m rnnbook.experiments.bahdanau            # the full run
+    python -m rnnbook.experiments.bahdanau --tiny --out /tmp/tiny.json
+
+The comparison is *paired*: for each repeat, both models are built after
+seeding with the same ``init`` seed (so their encoders start identical), see
+the same training batches (the ``data`` seed) and are tested on the same
+sentences (the ``test`` seed). The seeds of a repeat come from
+:class:`numpy.random.SeedSequence` streams keyed by the repeat alone.
+The result file records the configuration, seeds, command, versions and
+seconds, and is written atomically.
+"""
+
+import argparse
+import functools
+import pathlib
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rnnbook.experiments._io import (
+    check_output_path,
+    data_dir,
+    write_json_atomic,
+)
+from rnnbook.seq2seq import greedy_decode, seq2seq_model, sequence_loss
+from rnnbook.tasks import (
+    REVERSAL_VOCAB,
+    Vocab,
+    date_examples,
+    date_vocab,
+    reversal_translation,
+)
+
+ENTROPY = 20140901
+"""The root of every run's seed streams (Bahdanau et al.'s arXiv date)."""
+
+MODELS = {"RNNencdec": False, "RNNsearch": True}
+"""The two models compared: name -> with attention."""
+
+
+@dataclass
+class Config:
+    l_train: int = 15
+    steps: int = 1500
+    batch_size: int = 64
+    embed_size: int = 32
+    hidden_size: int = 64
+    lr: float = 3e-3
+    clip: float = 1.0
+    repeats: int = 3
+    n_test: int = 200
+    date_steps: int = 1500
+    date_test: int = 1000
+    date_examples: int = 8
+
+
+TINY = Config(
+    l_train=3,
+    steps=5,
+    batch_size=8,
+    embed_size=8,
+    hidden_size=8,
+    repeats=2,
+    n_test=4,
+    date_steps=3,
+    date_test=8,
+    date_examples=2,
+)
+
+
+def run_seeds(repeat, part="reversal"):
+    """The seeds of one repeat: ``{"init": ..., "data": ..., "test": ...}``.
+
+    Each is drawn from its own :class:`numpy.random.SeedSequence` stream,
+    spawned from ``SeedSequence(ENTROPY, spawn_key=(part_index, repeat))``.
+    The model is not part of the key: both models of a repeat share the
+    seeds, which is what makes the comparison paired.
+    """
+    key = (("reversal", "dates").index(part), repeat)
+    streams = np.random.SeedSequence(ENTROPY, spawn_key=key).spawn(3)
+    return {
+        name: int(s.generate_state(1, dtype=np.uint64)[0])
+        for name, s in zip(("init", "data", "test"), streams)
+    }
+
+
+def _to(batch, device):
+    return type(batch)(*(x.to(device) for x in batch))
+
+
+def _reversal_batch(n, l_train, generator, device):
+    return _to(reversal_translation(n, 1, l_train, generator), device)
+
+
+def train_model(
+    model, make_batch, steps, lr, clip=1.0, progress=True, desc="training"
+):
+    """Adam on the teacher-forced loss; returns the loss of every step.
+
+    Args:
+        model: a :class:`rnnbook.seq2seq.Seq2Seq`.
+        make_batch: a function returning a :class:`rnnbook.tasks.Seq2SeqBatch`
+            on the model's device.
+        steps: updates. lr: Adam's learning rate. clip: the gradient norm's
+            threshold (``None``: no clipping).
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+        b = make_batch()
+        loss = sequence_loss(model(b.src, b.src_mask, b.tgt_in), b.tgt_out,
+                             b.tgt_mask)  # fmt: skip
+        optimizer.zero_grad()
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+def match_rates(model, batch, max_len):
+    """``(exact, token)`` accuracy of greedy decoding on ``batch``.
+
+    ``exact``: the fraction of sentences decoded exactly (EOS included).
+    ``token``: the fraction of target positions (EOS included) where the
+    output holds the target's token at the same position.
+    """
+    out = greedy_decode(model, batch.src, batch.src_mask, max_len)
+    T = max(out.shape[1], batch.tgt_out.shape[1])
+    out = torch.nn.functional.pad(out, (0, T - out.shape[1]))
+    tgt = torch.nn.functional.pad(
+        batch.tgt_out, (0, T - batch.tgt_out.shape[1])
+    )
+    mask = torch.nn.functional.pad(
+        batch.tgt_mask, (0, T - batch.tgt_mask.shape[1])
+    )
+    same = (out == tgt) | ~mask  # (B, T): right, or nothing to predict
+    exact = same.all(1).double().mean().item()
+    token = ((out == tgt) & mask).sum().item() / mask.sum().item()
+    return exact, token
+
+
+def accuracy_by_length(model, lengths, n, seed, device="cpu"):
+    """Exact-match and token accuracy at each source length (reversal task).
+
+    Returns ``{"exact": [...], "token": [...]}``, one entry per length, each
+    from ``n`` fresh sentences of exactly that length.
+    """
+    exact, token = [], []
+    for L in lengths:
+        stream = np.random.SeedSequence(seed, spawn_key=(L,))
+        gen = torch.Generator().manual_seed(
+            int(stream.generate_state(1, dtype=np.uint64)[0])
+        )
+        batch = _to(reversal_translation(n, L, L, gen), device)
+        e, t = match_rates(model, batch, max_len=L + 5)
+        exact.append(e)
+        token.append(t)
+    return {"exact": exact, "token": token}
+
+
+def source_gradient_norms(model, batch):
+    """``||dL/dx_j||`` for each source position ``j``, averaged over a batch.
+
+    ``L`` is the teacher-forced negative log-likelihood of the whole
+    target sentence (every step's loss, summed) and
+    ``x_j`` the embedding of source symbol ``j``: where position ``j``
+    enters the encoder. Every path from the loss to ``x_j`` is counted, so
+    in a plain encoder-decoder the gradient must come through the summary
+    and the chain of GRU steps between it and ``j``; with attention it also
+    comes through ``h_j`` directly. Use a batch of equal-length sources.
+
+    Returns:
+        A numpy array ``(S,)``, over the real source positions (EOS too).
+    """
+    if not bool(batch.src_mask.all()):
+        raise ValueError("expected a batch of equal-length sources (no PAD)")
+    embed = model.encoder.embed
+    x = embed(batch.src).detach().requires_grad_(True)  # (B, S, E)
+    handle = embed.register_forward_hook(lambda module, inp, out: x)
+    try:
+        logits = model(batch.src, batch.src_mask, batch.tgt_in)
+    finally:
+        handle.remove()
+    mean = sequence_loss(logits, batch.tgt_out, batch.tgt_mask)
+    loss = mean * batch.tgt_mask.sum()  # the summed negative log-likelihood
+    (grad,) = torch.autograd.grad(loss, x)  # grad[b]: sentence b's own loss
+    return grad.norm(dim=2).mean(0).detach().cpu().numpy()
+
+
+def mirror_alignment(model, batch):
+    """The fraction of target symbols whose attention peaks on the mirror.
+
+    For the reversal task, output ``t`` (``t < L``) translates source
+    position ``L - 1 - t``; we count how often ``argmax_j alpha_tj`` is that
+    position, under teacher forcing.
+    """
+    weights = model.alignments(batch.src, batch.src_mask, batch.tgt_in)
+    lengths = batch.src_mask.sum(1) - 1  # L, without the source's EOS
+    hits = total = 0
+    for b in range(weights.shape[0]):
+        L = int(lengths[b])
+        peaks = weights[b, :L].argmax(1)
+        mirror = torch.arange(L - 1, -1, -1, device=peaks.device)
+        hits += int((peaks == mirror).sum())
+        total += L
+    return hits / total
+
+
+def run_reversal(config, repeat, device="cpu", progress=True):
+    """Train both models for one repeat; return their results."""
+    seeds = run_seeds(repeat)
+    V = len(REVERSAL_VOCAB)
+    lengths = list(range(1, 2 * config.l_train + 1))
+    results = []
+    for name, attention in MODELS.items():
+        torch.manual_seed(seeds["init"])
+        model = seq2seq_model(
+            V, config.embed_size, config.hidden_size, attention
+        ).to(device)
+        data = torch.Generator().manual_seed(seeds["data"])
+        start = time.perf_counter()
+        losses = train_model(
+            model,
+            functools.partial(
+                _reversal_batch,
+                config.batch_size,
+                config.l_train,
+                data,
+                device,
+            ),
+            config.steps,
+            config.lr,
+            config.clip,
+            progress,
+            desc=f"{name} repeat {repeat}",
+        )
+        accuracy = accuracy_by_length(
+            model, lengths, config.n_test, seeds["test"], device
+        )
+        results.append(
+            {
+                "model": name,
+                "repeat": repeat,
+                "seeds": seeds,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "lengths": lengths,
+                **accuracy,
+                "final_loss": float(np.mean(losses[-50:])),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+    return results
+
+
+def run_dates(config, device="cpu", progress=True):
+    """Train the attention model on dates; accuracy and a few alignments."""
+    seeds = run_seeds(0, "dates")
+    vocab = date_vocab()
+    torch.manual_seed(seeds["init"])
+    model = seq2seq_model(
+        len(vocab), config.embed_size, config.hidden_size, True
+    ).to(device)
+    data = torch.Generator().manual_seed(seeds["data"])
+
+    def make_batch():
+        pairs = date_examples(config.batch_size, data)
+        return _to(vocab.batch((t, iso) for t, iso, _, _ in pairs), device)
+
+    start = time.perf_counter()
+    losses = train_model(
+        model,
+        make_batch,
+        config.date_steps,
+        config.lr,
+        config.clip,
+        progress,
+        desc="dates",
+    )
+    test = date_examples(
+        config.date_test, torch.Generator().manual_seed(seeds["test"])
+    )
+    batch = _to(vocab.batch((t, iso) for t, iso, _, _ in test), device)
+    exact, token = match_rates(model, batch, max_len=12)
+    return {
+        "seeds": seeds,
+        "exact": exact,
+        "token": token,
+        "final_loss": float(np.mean(losses[-50:])),
+        "examples": date_alignments(
+            model, vocab, test[: config.date_examples]
+        ),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def date_alignments(model, vocab, examples):
+    """Greedy outputs and their attention weights for a few date examples."""
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"expected a Vocab, got {type(vocab).__name__}")
+    device = next(model.parameters()).device
+    out = []
+    for text, iso, locale, fmt in examples:
+        src, src_mask = (t.to(device) for t in vocab.pad([text], eos=True))
+        tokens = greedy_decode(model, src, src_mask, 12)[0]
+        tgt_in = torch.cat([torch.tensor([vocab.BOS], device=device),
+                            tokens[:-1]])[None]  # fmt: skip
+        with torch.no_grad():
+            weights = model.alignments(src, src_mask, tgt_in)[0]
+        out.append(
+            {
+                "source": text,
+                "target": iso,
+                "locale": locale,
+                "format": fmt,
+                "output": "".join(vocab.decode(tokens)),
+                "weights": np.round(weights.cpu().numpy(), 4).tolist(),
+            }
+        )
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--tiny", action="store_true", help="seconds, for tests"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="torch device (default cpu)"
+    )
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        help="result file (default chapters/data/bahdanau_lengths.json)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1)"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars"
+    )
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"expected --threads >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    try:
+        device = torch.device(args.device)
+        torch.empty(1, device=device)
+    except (RuntimeError, ValueError) as err:
+        parser.error(f"cannot use --device {args.device!r}: {err}")
+    config = TINY if args.tiny else Config()
+    out = args.out or data_dir() / (
+        "bahdanau_tiny.json" if args.tiny else "bahdanau_lengths.json"
+    )
+    try:
+        out = check_output_path(out)  # before the work, not after it
+    except ValueError as err:
+        parser.error(str(err))
+    progress = not args.no_progress
+    start = time.perf_counter()
+    runs = []
+    for repeat in tqdm(
+        range(config.repeats), desc="repeats", disable=not progress
+    ):
+        runs.extend(run_reversal(config, repeat, device, progress))
+    dates = run_dates(config, device, progress)
+    seconds = time.perf_counter() - start
+    result = {
+        "command": "python -m rnnbook.experiments.bahdanau"
+        + (" --tiny" if args.tiny else ""),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "seconds": round(seconds, 1),
+        "torch": torch.__version__,
+        "config": asdict(config),
+        "seed_entropy": ENTROPY,
+        "runs": runs,
+        "dates": dates,
+    }
+    write_json_atomic(out, result)
+    print(f"wrote {len(runs)} runs to {out} in {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

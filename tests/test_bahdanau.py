@@ -1,0 +1,105 @@
+"""rnnbook.experiments.bahdanau: the --tiny run, the probes, the seeds."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rnnbook.experiments import bahdanau
+from rnnbook.seq2seq import seq2seq_model
+from rnnbook.tasks import REVERSAL_VOCAB, reversal_translation
+
+
+def test_tiny_run_writes_a_complete_result(tmp_path):
+    out = tmp_path / "tiny.json"
+    assert bahdanau.main(["--tiny", "--no-progress", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    config = bahdanau.TINY
+    assert result["config"]["l_train"] == config.l_train
+    assert len(result["runs"]) == 2 * config.repeats
+    for run in result["runs"]:
+        assert run["lengths"] == list(range(1, 2 * config.l_train + 1))
+        assert len(run["exact"]) == len(run["token"]) == len(run["lengths"])
+        assert all(0 <= a <= 1 for a in run["exact"] + run["token"])
+    # paired: both models of a repeat share their seeds
+    by_repeat = {}
+    for run in result["runs"]:
+        by_repeat.setdefault(run["repeat"], []).append(run["seeds"])
+    for seeds in by_repeat.values():
+        assert seeds[0] == seeds[1]
+    assert by_repeat[0] != by_repeat[1]
+    examples = result["dates"]["examples"]
+    assert len(examples) == config.date_examples
+    for ex in examples:
+        w = np.array(ex["weights"])
+        assert w.shape[1] == len(ex["source"]) + 1  # characters and EOS
+        assert np.allclose(w.sum(1), 1, atol=1e-3)
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left
+
+
+def test_bad_arguments_fail_before_the_work(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bahdanau.main(["--tiny", "--out", str(tmp_path)])  # a folder
+    with pytest.raises(SystemExit):
+        bahdanau.main(["--tiny", "--device", "nonsense"])
+    with pytest.raises(SystemExit):
+        bahdanau.main(["--tiny", "--threads", "0"])
+
+
+def test_seed_streams_are_distinct():
+    seeds = [bahdanau.run_seeds(r) for r in range(3)]
+    seeds.append(bahdanau.run_seeds(0, "dates"))
+    values = [v for s in seeds for v in s.values()]
+    assert len(set(values)) == len(values)
+    assert bahdanau.run_seeds(1) == bahdanau.run_seeds(1)
+
+
+def test_source_gradient_norms_match_a_loop():
+    torch.manual_seed(0)
+    net = seq2seq_model(len(REVERSAL_VOCAB), 6, 5, True).double()
+    b = reversal_translation(3, 6, 6, torch.Generator().manual_seed(0))
+    norms = bahdanau.source_gradient_norms(net, b)
+    expected = np.zeros(b.src.shape[1])
+    for i in range(3):  # sentence by sentence, through a leaf embedding
+        x = net.encoder.embed(b.src[i : i + 1]).detach().requires_grad_(True)
+        net.encoder.embed.register_forward_hook(lambda m, a, o: x)
+        logits = net(
+            b.src[i : i + 1], b.src_mask[i : i + 1], b.tgt_in[i : i + 1]
+        )
+        net.encoder.embed._forward_hooks.clear()
+        nll = torch.nn.functional.cross_entropy(
+            logits[0], b.tgt_out[i], reduction="sum"
+        )
+        (g,) = torch.autograd.grad(nll, x)
+        expected += g[0].norm(dim=1).numpy() / 3
+    np.testing.assert_allclose(norms, expected, rtol=1e-8)
+    with pytest.raises(ValueError, match="equal-length"):
+        bahdanau.source_gradient_norms(
+            net,
+            reversal_translation(3, 1, 6, torch.Generator().manual_seed(1)),
+        )
+
+
+def test_mirror_alignment_counts_anti_diagonal_peaks():
+    class Mirror:
+        def alignments(self, src, src_mask, tgt_in):
+            B, S = src.shape
+            w = torch.zeros(B, tgt_in.shape[1], S)
+            for b in range(B):
+                L = int(src_mask[b].sum()) - 1
+                for t in range(L):
+                    w[b, t, L - 1 - t] = 1.0
+                w[b, L:, L] = 1.0
+            return w
+
+    b = reversal_translation(5, 1, 7, torch.Generator().manual_seed(0))
+    assert bahdanau.mirror_alignment(Mirror(), b) == 1.0
+
+
+def test_match_rates():
+    torch.manual_seed(0)
+    net = seq2seq_model(len(REVERSAL_VOCAB), 6, 5, False)
+    b = reversal_translation(8, 2, 5, torch.Generator().manual_seed(0))
+    exact, token = bahdanau.match_rates(net, b, 10)
+    assert 0 <= exact <= token <= 1

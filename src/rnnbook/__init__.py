@@ -26,7 +26,7 @@ One concept per module (the book's style guide), imports flowing downward:
 - ``widgets``    interactive explorers, each with a static twin
 - ``display``    shows the source of the code a chapter runs
 - ``experiments`` runs longer than a chapter (``chapter1``, ``pascanu``,
-  ``chapter2``, ``bahdanau``);
+  ``chapter2``, ``chapter3``, ``bahdanau``);
   results in ``rnnbook.data``
 
 The book's tooling (building the book, re-executing chapters, assignments)

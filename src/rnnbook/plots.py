@@ -691,15 +691,20 @@ def forget_bias_flow(lags, measured, predicted):
     return fig
 
 
-def loss_panels(panels, baseline, width=3.0):
+def loss_panels(panels, baseline, width=3.0, window=25):
     """Training-loss curves, one panel per network, one line per seed.
 
     Args:
-        panels: ``{title: (curves, colour)}``; ``curves`` holds one running
-            mean of the losses per seed, all drawn in ``colour``.
+        panels: ``{title: (curves, colour)}``; ``curves`` holds, per seed,
+            the trailing means of the losses over ``window`` updates
+            (:func:`rnnbook.probes.smooth`: entry ``k`` ends at update
+            ``k + window - 1``, where it is drawn), all in ``colour``.
         baseline: the loss of predicting the mean, drawn dotted.
         width: the width of one panel, in inches.
+        window: the updates per mean.
     """
+    import numpy as np
+
     fig, axes = figure(
         ncols=len(panels), width=width, height=3.0, sharey=True, squeeze=False
     )
@@ -707,11 +712,12 @@ def loss_panels(panels, baseline, width=3.0):
     with book_style():
         for ax, (title, (curves, color)) in zip(axes, panels.items()):
             for curve in curves:
-                ax.semilogy(curve, c=color, lw=1.1)
+                updates = np.arange(len(curve)) + window - 1
+                ax.semilogy(updates, curve, c=color, lw=1.1)
             ax.axhline(baseline, color="black", ls=":", label="baseline")
             ax.set_title(title)
             ax.set_xlabel("update (batches of 64)")
-        axes[0].set_ylabel("mean squared error (running mean)")
+        axes[0].set_ylabel(f"mean squared error (last {window} updates)")
         axes[0].legend(fontsize=8, loc="lower left")
     return fig
 
@@ -757,6 +763,37 @@ def learned_forget_gates(typical_init, typical_trained, flows, lags):
         right.set_xlabel("lag T (steps)")
         right.set_ylabel("spectral norm of the Jacobian")
         right.legend(fontsize=7)
+    return fig
+
+
+def learning_rate_sweep(lrs, solved, styles):
+    """Fraction of test sequences solved against Adam's learning rate.
+
+    Args:
+        lrs: the learning rates (log axis).
+        solved: ``{label: array (len(lrs), seeds)}``, one point per seed,
+            the seeds' mean joined by a line.
+        styles: ``{label: dict}`` of :func:`matplotlib.axes.Axes.plot`
+            keywords (colour, marker, line style).
+    """
+    import numpy as np
+
+    fig, ax = figure(width=6.4, height=3.4)
+    with book_style():
+        for k, (label, values) in enumerate(solved.items()):
+            values = np.asarray(values)
+            shift = 1.06 ** (k - (len(solved) - 1) / 2)  # side by side
+            x = np.asarray(lrs) * shift
+            style = dict(styles[label])
+            ax.plot(x, values.mean(axis=1), label=label, **style)
+            style.pop("ls", None)
+            for column in values.T:
+                ax.plot(x, column, ls="none", alpha=0.5, ms=3, **style)
+        ax.set_xscale("log")
+        ax.set_xlabel("Adam learning rate")
+        ax.set_ylabel("test sequences solved")
+        ax.set_ylim(-0.02, 1.02)
+        fig.legend(loc="outside right center", fontsize=8)
     return fig
 
 

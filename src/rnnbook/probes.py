@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from rnnbook._checks import check_shape, check_tensor
-from rnnbook.gated import FinalStateReadout, lstm_step
+from rnnbook.gated import FinalStateReadout, gru_step, lstm_step
 from rnnbook.tasks import adding_problem
 from rnnbook.torch_rnn import VanillaRNN, init_weights
 
@@ -281,10 +281,12 @@ def lstm_jacobian_product(cell, x, lags):
 
     Multiplies :func:`lstm_step_jacobian` along the sequence (no autograd)
     and returns the norms of the ``(c, c)`` and ``(h, h)`` blocks of the
-    product, to compare with :func:`lstm_gradient_flow`.
+    product, to compare with :func:`lstm_gradient_flow`, and of the whole
+    ``2H x 2H`` product, ``||d(c_T, h_T)/d(c_0, h_0)||_2`` (key
+    ``"full"``), the LSTM's counterpart of a vanilla RNN's ``dh_T/dh_0``.
 
     Args and returns: as :func:`lstm_gradient_flow` (without
-    ``cell_path_only``).
+    ``cell_path_only``), plus ``"full"``.
     """
     W_ih, W_hh, b = lstm_weights(cell)
     _sequence(x, W_ih.shape[1])
@@ -293,7 +295,7 @@ def lstm_jacobian_product(cell, x, lags):
     H = W_hh.shape[1]
     h = c = torch.zeros(1, H, dtype=torch.float64)
     J = torch.eye(2 * H, dtype=torch.float64)
-    dc, dh = [], []
+    dc, dh, full = [], [], []
     for t in range(1, lags[-1] + 1):
         x_proj = (x[t - 1] @ W_ih.T + b)[None]  # (1, 4H)
         J = lstm_step_jacobian(x_proj, h, c, W_hh) @ J
@@ -301,7 +303,104 @@ def lstm_jacobian_product(cell, x, lags):
         if t in lags:
             dc.append(_spectral_norm(J[:H, :H]))
             dh.append(_spectral_norm(J[H:, H:]))
-    return {"dc": np.array(dc), "dh": np.array(dh)}
+            full.append(_spectral_norm(J))
+    return {"dc": np.array(dc), "dh": np.array(dh), "full": np.array(full)}
+
+
+def gru_weights(module):
+    """``(W_ih, W_hh, b_ih, b_hh)`` of a GRU cell or one-layer GRU.
+
+    Accepts :class:`rnnbook.gated.GRUCell`, ``torch.nn.GRUCell``, or a
+    one-layer, one-direction :class:`rnnbook.gated.GRU` or
+    ``torch.nn.GRU``. Shapes ``(3H, D)``, ``(3H, H)``, ``(3H,)``,
+    ``(3H,)``, rows ``(r, z, n)``; zero biases if the module has none.
+    """
+    W_ih, W_hh, b = lstm_weights(module)  # the same attribute names
+    if W_hh.shape[0] != 3 * W_hh.shape[1]:
+        raise TypeError(
+            f"expected a GRU (3H gate rows), got {type(module).__name__} "
+            f"with {W_hh.shape[0]} rows for H = {W_hh.shape[1]}"
+        )
+    suffix = "" if hasattr(module, "weight_ih") else "_l0"
+    b_ih = getattr(module, "bias_ih" + suffix, None)
+    b_hh = getattr(module, "bias_hh" + suffix, None)
+    if b_ih is None:
+        b_ih = b_hh = torch.zeros(W_hh.shape[0], dtype=W_hh.dtype)
+    return W_ih, W_hh, b_ih, b_hh
+
+
+def gru_gradient_flow(cell, x, lags):
+    """``||dh_T/dh_0||_2`` of a GRU (PyTorch's convention), per lag.
+
+    The GRU (:func:`rnnbook.gated.gru_step`, reset after the matmul) reads
+    one sequence from ``h_0 = 0``; autograd gives the ``H x H`` Jacobians
+    (:func:`copies_jacobian`).
+
+    Args:
+        cell: a GRU cell or one-layer GRU (see :func:`gru_weights`).
+        x: ``(T_max, D)``, one input sequence, float64.
+        lags: increasing positive ints, at most ``T_max``.
+
+    Returns:
+        A float array of ``len(lags)``.
+    """
+    W_ih, W_hh, b_ih, b_hh = (p.detach().double() for p in gru_weights(cell))
+    _sequence(x, W_ih.shape[1])
+    lags = _lags(lags)
+    if lags[-1] > len(x):
+        raise ValueError(
+            f"expected lags up to len(x) = {len(x)}, got {lags[-1]}"
+        )
+    H = W_hh.shape[1]
+    h0 = torch.zeros(H, H, dtype=torch.float64, requires_grad=True)
+    h, norms = h0, []
+    for t in range(1, lags[-1] + 1):
+        x_proj = (x[t - 1] @ W_ih.T + b_ih).expand(H, -1)  # (H, 3H)
+        h = gru_step(x_proj, h, W_hh, b_hh)
+        if t in lags:
+            norms.append(_spectral_norm(copies_jacobian(h, h0)))
+    return np.array(norms)
+
+
+def gru_step_jacobian(x_proj, h, W_hh, b_hh):
+    """``dh_t/dh_{t-1}`` of one GRU step (reset after the matmul).
+
+    Book equation ``ch3-gru-jac``. For one sequence (``B = 1``) the step of
+    :func:`rnnbook.gated.gru_step` with ``reset_after=True`` has
+
+    ``dh_t/dh_{t-1} = diag(z_t) + diag((h_{t-1} - n_t) * sigma'_z) W_hz
+    + diag((1 - z_t) * (1 - n_t**2)) [diag(r_t) W_hn
+    + diag((W_hn h_{t-1} + b_hn) * sigma'_r) W_hr]``,
+
+    where ``sigma'_z = z_t (1 - z_t)``, ``sigma'_r = r_t (1 - r_t)`` and
+    ``W_hr, W_hz, W_hn`` are the row blocks of ``W_hh``. The first term is
+    the GRU's highway: with ``z_t = 1`` the step copies its state.
+
+    Args:
+        x_proj: ``(1, 3H)``, ``x_t W_ih^T + b_ih``.
+        h: ``(1, H)``, ``h_{t-1}``.
+        W_hh: ``(3H, H)``, rows ``(r, z, n)``. b_hh: ``(3H,)``.
+
+    Returns:
+        ``(H, H)``, rows ``h_t``, columns ``h_{t-1}``.
+    """
+    gru_step(x_proj, h, W_hh, b_hh)  # validates the shapes
+    check_shape("h", h, (1, W_hh.shape[1]))  # one sequence
+    W_hr, W_hz, W_hn = W_hh.chunk(3)  # (H, H) each
+    b_hr, b_hz, b_hn = b_hh.chunk(3)
+    x_r, x_z, x_n = x_proj[0].chunk(3)
+    h_prev = h[0]
+    r = torch.sigmoid(x_r + W_hr @ h_prev + b_hr)
+    z = torch.sigmoid(x_z + W_hz @ h_prev + b_hz)
+    m = W_hn @ h_prev + b_hn  # the reset gate multiplies this
+    n = torch.tanh(x_n + r * m)
+    # diag(v) W is v[:, None] * W
+    inner = r[:, None] * W_hn + (m * r * (1 - r))[:, None] * W_hr
+    return (
+        torch.diag(z)
+        + ((h_prev - n) * z * (1 - z))[:, None] * W_hz
+        + ((1 - z) * (1 - n**2))[:, None] * inner
+    )
 
 
 # -------------------------------------------------- the adding experiment
@@ -495,6 +594,18 @@ def smooth(losses, window=25):
             f"got shape {losses.shape}"
         )
     return np.convolve(losses, np.ones(window) / window, mode="valid")
+
+
+def left_baseline(losses, level, window=25):
+    """The first update whose trailing mean loss is below ``level``.
+
+    The trailing mean at update ``t`` (0-based) is the mean of
+    ``losses[t - window + 1 : t + 1]``, defined from ``t = window - 1``;
+    returns the first such ``t`` with a mean below ``level``, or ``None``.
+    Entry ``k`` of :func:`smooth` is the trailing mean at ``k + window - 1``.
+    """
+    k = first_below(smooth(losses, window), level)
+    return None if k is None else k + window - 1
 
 
 def first_below(curve, level):

@@ -140,8 +140,10 @@ def test_type_errors():
         additive(query.tolist(), keys)
     with pytest.raises(TypeError, match="torch.bool"):
         additive(query, keys, mask.long())
-    for bad in (0, 2.0, True, "4"):
-        with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="positive int"):
+        AdditiveAttention(0, D, 6)  # an int, but not positive
+    for bad in (2.0, True, "4"):  # not an int at all: the wrong type
+        with pytest.raises(TypeError, match="positive int"):
             AdditiveAttention(bad, D, 6)
 
 

@@ -74,3 +74,24 @@ def test_find_wall_brackets_the_jump_and_checks_its_input():
         dynamics.unit_loss(5.0, -3.0, T=2.5)
     with pytest.raises(ValueError, match="finite"):
         dynamics.unit_loss_gradient(math.nan, -3.0)
+
+
+def test_wall_tangent_follows_the_wall_and_checks_db():
+    b, eps = -3.0, 1e-3
+    tangent = dynamics.wall_tangent(b, 5.6, 5.7)
+    assert np.linalg.norm(tangent) == pytest.approx(1.0, abs=1e-15)
+    assert tangent[1] > 0
+    # a step eps along the tangent lands on the wall found at b + eps*t_b
+    w_wall, _, _ = dynamics.find_wall(b, 5.6, 5.7)
+    w_next, _, _ = dynamics.find_wall(b + eps * tangent[1], 5.6, 5.7)
+    assert w_wall + eps * tangent[0] == pytest.approx(w_next, abs=1e-6)
+    # a finer chord gives the same direction to O(db^2)
+    finer = dynamics.wall_tangent(b, 5.6, 5.7, db=1e-3)
+    assert np.abs(finer - tangent).max() < 1e-3
+    for bad, error in (
+        (0.0, ValueError),
+        (-1.0, ValueError),
+        ("x", TypeError),
+    ):
+        with pytest.raises(error, match="db"):
+            dynamics.wall_tangent(b, 5.6, 5.7, db=bad)

@@ -242,6 +242,58 @@ def test_linear_rnn_with_rho_times_orthogonal_decays_as_rho_to_the_gap():
     torch.testing.assert_close(norms, rho ** torch.arange(T, -1, -1.0))
 
 
+def _direct_walk(W_hh, W_xh, b, xs, f, df):
+    """The probe without rescaling: v_{t-1} = v_t diag(f'(a_t)) W_hh."""
+    B, T, _ = xs.shape
+    H = W_hh.shape[0]
+    h, slopes = torch.zeros(B, H), []
+    for t in range(T):
+        a = h @ W_hh.T + xs[:, t] @ W_xh.T + b
+        h = f(a)
+        slopes.append(df(a, h))
+    v = torch.full((B, H), 1 / math.sqrt(H))
+    norms = [torch.linalg.vector_norm(v, dim=-1).mean()]
+    for t in range(T, 0, -1):
+        v = (v * slopes[t - 1]) @ W_hh
+        norms.append(torch.linalg.vector_norm(v, dim=-1).mean())
+    return torch.stack(norms[::-1])
+
+
+@pytest.mark.parametrize("activation", ["linear", "tanh", "sigmoid", "relu"])
+def test_rescaled_walk_equals_the_direct_walk_where_nothing_underflows(
+    activation,
+):
+    W_hh, W_xh, b, xs, _, _ = _rnn_states(B=4, T=40, H=6)
+    f, df = {
+        "linear": (lambda a: a, lambda a, h: torch.ones_like(a)),
+        "tanh": (torch.tanh, lambda a, h: 1 - h**2),
+        "sigmoid": (torch.sigmoid, lambda a, h: h * (1 - h)),
+        "relu": (torch.relu, lambda a, h: (a > 0).to(a.dtype)),
+    }[activation]
+    direct = _direct_walk(W_hh, W_xh, b, xs, f, df)
+    assert direct.min() > 1e-100  # a case the direct walk gets right
+    torch.testing.assert_close(
+        state_gradient_norms(W_hh, W_xh, b, xs, activation),
+        direct,
+        rtol=1e-12,
+        atol=0,
+    )
+
+
+def test_norms_far_below_1e_150_are_exact_where_the_direct_walk_underflows():
+    H, T, rho = 8, 100, 0.02  # rho^T = 1.3e-170
+    Q, _ = torch.linalg.qr(
+        torch.randn(H, H, generator=torch.Generator().manual_seed(4))
+    )
+    args = (rho * Q, torch.zeros(H, 1), torch.zeros(H), torch.randn(3, T, 1))
+    norms = state_gradient_norms(*args, "linear")
+    expected = rho ** torch.arange(T, -1, -1.0)  # the closed form
+    assert expected[0] < 1e-150
+    torch.testing.assert_close(norms, expected, rtol=1e-10, atol=0)
+    identity = (lambda a: a, lambda a, h: torch.ones_like(a))
+    assert _direct_walk(*args, *identity)[0] == 0  # squares underflowed
+
+
 def test_state_gradient_norms_rejects_unknown_activation():
     W_hh, W_xh, b, xs, _, _ = _rnn_states()
     with pytest.raises(ValueError, match="activation to be one of"):

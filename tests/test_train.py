@@ -356,3 +356,84 @@ def test_run_seeds_accept_numpy_integers_and_reject_other_types():
         pascanu.run_seeds("50", 0)
     with pytest.raises(ValueError, match="repeat to be an int >= 0"):
         pascanu.run_seeds(50, -1)
+
+
+def test_on_update_sees_every_update_and_changes_nothing():
+    seen = []
+    a, b = _model(2), _model(2)
+    batches = [_batch(s) for s in range(4)]
+    it_a, it_b = iter(batches), iter(batches)
+    kwargs = dict(lr=0.2, clip=0.5, progress=False)
+    plain = train(a, lambda: next(it_a), 4, **kwargs)
+    spied = train(
+        b,
+        lambda: next(it_b),
+        4,
+        on_update=lambda n, model: seen.append((n, model is b)),
+        **kwargs,
+    )
+    assert seen == [(1, True), (2, True), (3, True), (4, True)]
+    assert plain.loss == spied.loss and plain.grad_norm == spied.grad_norm
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    with pytest.raises(TypeError, match="on_update"):
+        train(a, lambda: batches[0], 1, lr=0.1, on_update="no")
+
+
+def test_symbol_errors_split_the_class_into_its_two_symbols():
+    class Fixed(torch.nn.Module):
+        def __init__(self, predicted):
+            super().__init__()
+            self.predicted = predicted
+
+        def forward(self, inputs):
+            y = F.one_hot(self.predicted, 4).double()
+            return y, None
+
+    targets = torch.tensor([0, 1, 2, 3])  # XX XY YX YY
+    # knows the second symbol only, always guesses X first: XX XY XX XY
+    model = Fixed(torch.tensor([0, 1, 0, 1]))
+    inputs = torch.zeros(4, 10, 6)
+    assert pascanu.symbol_errors(model, inputs, targets) == (0.5, 0.0)
+    assert accuracy(model, inputs, targets) == 0.5
+    swapped = Fixed(torch.tensor([0, 2, 1, 3]))  # XX YX XY YY
+    assert pascanu.symbol_errors(swapped, inputs, targets) == (0.5, 0.5)
+
+
+def test_gradient_split_is_the_first_update_of_msgd_and_msgd_cr():
+    config, seeds, T = pascanu.Config(), pascanu.run_seeds(25, 1), 25
+    split = pascanu.gradient_split(
+        pascanu.initial_model(config, seeds), config, T, seeds, 4.0
+    )
+    for alpha, name in ((0.0, "E"), (4.0, "total")):
+        model = pascanu.initial_model(config, seeds)
+        history = pascanu.train_run(model, config, T, seeds, None, alpha, 1)
+        assert split[name] == pytest.approx(history.grad_norm[0], rel=1e-5)
+    assert split["Omega"] > 10 * split["E"] > 0
+
+
+def test_run_one_records_clipping_symbols_and_periodic_tests():
+    run = pascanu.run_one((pascanu.TINY, "MSGD-C", 12, 0))
+    assert [u for u, _ in run["test_errors"]] == [10, 20]
+    assert run["test_errors"][-1][1] == pytest.approx(run["test_error"])
+    assert 0 <= run["clipped_fraction"] <= 1 and run["max_grad_norm"] > 0
+    assert (run["max_grad_norm"] >= pascanu.TAU) == (
+        run["clipped_fraction"] > 0
+    )
+    first, second = run["first_symbol_error"], run["second_symbol_error"]
+    assert max(first, second) <= run["test_error"] <= first + second
+
+
+def test_chapter2_replay_reproduces_run_one_and_checks_its_path(tmp_path):
+    from rnnbook.experiments import chapter2
+
+    (replayed,) = chapter2.replay((("MSGD-C", 12, 0),), pascanu.TINY)
+    direct = pascanu.run_one((pascanu.TINY, "MSGD-C", 12, 0))
+    assert {k: v for k, v in replayed.items() if k != "seconds"} == {
+        k: v for k, v in direct.items() if k != "seconds"
+    }
+    assert (
+        len(chapter2.REPLAY) == 11 and ("MSGD-CR", 100, 3) in chapter2.REPLAY
+    )
+    with pytest.raises(SystemExit):
+        chapter2.main(["--replay", "--out", str(tmp_path)])  # a folder

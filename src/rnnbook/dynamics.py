@@ -137,3 +137,30 @@ def find_wall(b, w_high, w_low, iters=60, **kwargs):
         else:
             w_low = w
     return w_high, E_high, E_low
+
+
+def wall_tangent(b, w_high, w_low, db=0.01, **kwargs):
+    """The direction of the wall in the ``(w, b)`` plane, at bias ``b``.
+
+    :func:`find_wall` bisects for the wall at ``b - db`` and at ``b + db``
+    (between the same two weights); the chord between the two points,
+    normalised, is the tangent, accurate to ``O(db^2)``.
+
+    Args:
+        b: the bias where the tangent is wanted.
+        w_high, w_low: weights on the high and on the low plateau at every
+            bias in ``[b - db, b + db]``.
+        db: the half-width of the chord, positive.
+        kwargs: passed to :func:`unit_loss`.
+
+    Returns:
+        A unit vector ``(dw, db)``, a NumPy array of shape ``(2,)`` with a
+        positive ``db`` component.
+    """
+    b, db = check_real("b", b), check_real("db", db, low=0.0)
+    if db == 0:
+        raise ValueError("expected db > 0, got 0")
+    w_below, _, _ = find_wall(b - db, w_high, w_low, **kwargs)
+    w_above, _, _ = find_wall(b + db, w_high, w_low, **kwargs)
+    chord = np.array([w_above - w_below, 2 * db])
+    return chord / np.linalg.norm(chord)

@@ -150,10 +150,19 @@ def pascanu_regularizer(W_hh, hs, grads):
 
     Each term asks one transition to preserve the norm of the gradient
     that passes back through it, in the direction ``g_t`` that the error
-    actually takes. ``grads`` is treated as a constant, as in the paper:
-    ``Omega`` is differentiated with respect to ``W_hh`` and ``hs`` only.
-    Steps whose ``g_t`` is exactly zero carry no direction and contribute
-    nothing; with ``T = 0`` there is no transition and ``Omega = 0``.
+    actually takes. ``grads`` is treated as a constant (detached), as in
+    the paper; ``hs`` is not: ``Omega`` is differentiated with respect to
+    ``W_hh`` and, through the slopes ``1 - h_t^2``, the states, so it also
+    moves ``W_xh`` and ``b``. The paper's eq. 10 and the authors' code
+    take the derivative with respect to ``W_hh`` only. Their code also
+    differs in two more ways: it averages the terms over the steps instead
+    of summing them, and it compares squared norms,
+    ``(||g_t J_t||^2 / ||g_t||^2 - 1)^2``, which is about four times our
+    term near a ratio of one. So a weight ``alpha`` here puts ``alpha`` on
+    each step where theirs puts about ``4 alpha / T`` (Chapter 2 measures
+    what this does). Steps whose ``g_t`` is exactly zero carry no
+    direction and contribute nothing; with ``T = 0`` there is no
+    transition and ``Omega = 0``.
 
     Args:
         W_hh: recurrent matrix, ``(H, H)``.
@@ -212,7 +221,10 @@ def state_gradient_norms(W_hh, W_xh, b, xs, activation="tanh", h0=None):
     averaged over the batch. This is ``||dL/dh_k||`` for the loss
     ``L = u . h_T`` and a lower bound on the Jacobian's norm; Chapter 2
     compares it with the bound ``(lambda_1 gamma)^(T-k)`` (Pascanu et al.,
-    2013, §2.1).
+    2013, §2.1). The walk keeps ``v`` at unit length and adds up the logs
+    of the lengths it divides out, so a norm far below ``1e-150`` is
+    computed, not lost to underflow: it reads 0 only below float's
+    smallest positive number.
 
     Args:
         W_hh: ``(H, H)``; W_xh: ``(H, D)``; b: ``(H,)``; one real dtype.
@@ -247,11 +259,18 @@ def state_gradient_norms(W_hh, W_xh, b, xs, activation="tanh", h0=None):
         h = f(a)
         slopes.append(df(a, h))
     v = torch.full((B, H), 1 / math.sqrt(H), dtype=xs.dtype)  # u
-    norms = [torch.linalg.vector_norm(v, dim=-1).mean()]
+    # v is kept at unit length and its log-norm carried beside it, so a
+    # norm of 1e-200 is not lost to underflow (squaring its entries would
+    # be): log_norm[n] = log ||v_k|| for sequence n
+    log_norm = torch.zeros(B, dtype=xs.dtype)
+    norms = [torch.ones((), dtype=xs.dtype)]
     for t in range(T, 0, -1):
-        # (B, H): v_{t-1} = v_t diag(f'(a_t)) W_hh
+        # (B, H): v_{t-1} = v_t diag(f'(a_t)) W_hh, up to the scale
         v = (v * slopes[t - 1]) @ W_hh
-        norms.append(torch.linalg.vector_norm(v, dim=-1).mean())
+        length = torch.linalg.vector_norm(v, dim=-1)  # (B,)
+        log_norm = log_norm + torch.log(length)  # -inf once v is zero
+        norms.append(torch.exp(log_norm).mean())
+        v = v / torch.where(length > 0, length, 1)[:, None]
     return torch.stack(norms[::-1]).detach()
 
 

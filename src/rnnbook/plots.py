@@ -414,7 +414,7 @@ def loss_wall(W_grid, B_grid, E_grid, start, step_plain, step_clipped):
     return fig
 
 
-def exploding_runs(histories, baseline, loss_ylim=(1e-2, 10)):
+def exploding_runs(histories, baseline, loss_ylim=(1e-2, 10), dashed=()):
     """Loss and gradient norm of training runs, one line per run.
 
     Args:
@@ -422,18 +422,23 @@ def exploding_runs(histories, baseline, loss_ylim=(1e-2, 10)):
         baseline: the loss of the constant prediction, drawn dashed.
         loss_ylim: the loss axis's range; a diverging run leaves it (its
             whole curve is in the gradient-norm panel).
+        dashed: labels of runs drawn dashed and thinner, so that a run
+            lying on another one stays visible.
     """
     fig, axes = figure(2, width=5, height=3.6)
     with book_style():
         for label, history in histories.items():
-            (line,) = axes[0].semilogy(history.loss, label=label, lw=1.2)
-            axes[1].semilogy(history.grad_norm, label=label, lw=1.2)
+            style = dict(ls="--", lw=1.0) if label in dashed else dict(lw=1.6)
+            (line,) = axes[0].semilogy(history.loss, label=label, **style)
+            axes[1].semilogy(
+                history.grad_norm, label=label, color=line.get_color(), **style
+            )
             if history.stopped:
                 axes[0].axvline(
                     history.updates, color=line.get_color(), lw=0.8, ls=":"
                 )
         axes[0].axhline(
-            baseline, color="k", lw=0.8, ls="--", label="predict 0.5"
+            baseline, color="k", lw=0.8, ls="-.", label="predict 0.5"
         )
         axes[1].axhline(
             1.0, color="k", lw=0.8, ls=":", label=r"threshold $\tau = 1$"
@@ -530,13 +535,16 @@ def initial_decay(at_init, radii):
 def success_rates(runs, methods, lengths, success_error):
     """Success rate and every run's test error against the length.
 
+    The test errors are drawn on a symmetric-log axis (linear below 0.01),
+    each seed's dot shifted a little sideways.
+
     Args:
         runs: the run dicts of :mod:`rnnbook.experiments.pascanu`.
         methods, lengths: the order of the methods and lengths.
         success_error: the success threshold on the test error.
     """
     fig, axes = figure(2, width=5, height=3.6)
-    offsets = np.linspace(-0.12, 0.12, len(methods))
+    offsets = np.linspace(-0.2, 0.2, len(methods))
     x = np.arange(len(lengths))
     with book_style():
         for offset, method in zip(offsets, methods):
@@ -554,8 +562,10 @@ def success_rates(runs, methods, lengths, success_error):
             ]
             axes[0].plot(x + offset, rate, "o-", color=color, label=method)
             for i, es in enumerate(errors):
+                # spread the seeds sideways so that equal errors stay apart
+                jitter = np.linspace(-0.05, 0.05, len(es))
                 axes[1].plot(
-                    np.full(len(es), x[i] + offset),
+                    x[i] + offset + jitter,
                     es,
                     "o",
                     ms=4,
@@ -565,7 +575,12 @@ def success_rates(runs, methods, lengths, success_error):
                 )
         axes[0].set_ylabel("success rate (%)")
         axes[0].set_ylim(-5, 105)
-        axes[1].set_ylabel("test error of each run")
+        # linear below 0.01, logarithmic above: an error of 0, the 1%
+        # line and errors of 2-3% are all told apart
+        axes[1].set_yscale("symlog", linthresh=0.01, linscale=0.6)
+        axes[1].set_ylim(-0.002, 1.0)
+        axes[1].set_yticks([0, 0.01, 0.1, 0.75], ["0", "0.01", "0.1", "0.75"])
+        axes[1].set_ylabel("test error of each run (symlog)")
         axes[1].axhline(0.75, color="k", lw=0.8, ls="--", label="chance")
         axes[1].axhline(
             success_error, color="k", lw=0.8, ls=":", label="success threshold"

@@ -115,6 +115,7 @@ def train(
     record_every=0,
     progress=True,
     desc="training",
+    on_update=None,
 ):
     """Train ``model`` on fresh batches; return its :class:`History`.
 
@@ -144,6 +145,10 @@ def train(
             norms in ``History.state_grad_norms`` (0 never).
         progress: show a tqdm progress bar.
         desc: the progress bar's label.
+        on_update: ``None``, or a function called as
+            ``on_update(updates, model)`` after each completed update
+            (``updates`` counts from 1); it must not change the model.
+            Chapter 2's experiment tests its networks with it.
 
     Returns:
         The :class:`History`. ``History.stopped`` says why a run ended early.
@@ -177,6 +182,11 @@ def train(
         raise TypeError(f"expected desc to be a str, got {desc!r}")
     if not callable(make_batch) or not callable(loss_fn):
         raise TypeError("expected make_batch and loss_fn to be callables")
+    if on_update is not None and not callable(on_update):
+        raise TypeError(
+            "expected on_update to be None or a callable, "
+            f"got {type(on_update).__name__}"
+        )
     nonlinearity = getattr(model, "nonlinearity", None)
     if (omega_weight > 0 or record_every) and not hasattr(model, "W_hh"):
         raise ValueError(
@@ -234,6 +244,8 @@ def train(
         history.loss.append(loss.item())
         history.grad_norm.append(norm.item())
         history.omega.append(omega.item())
+        if on_update is not None:
+            on_update(history.updates, model)
         if progress and step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()

@@ -23,8 +23,9 @@ def decay_curve(rho, T, activation, hidden_size=32, seed=0):
     """``||u dh_T/dh_k||`` for ``k = 0..T`` when ``W_hh = rho Q``.
 
     ``Q`` is a random orthogonal matrix, the inputs ``(8, T, 1)`` are
-    standard normal, ``W_xh`` has entries of size ``1/sqrt(H)``, ``b = 0``;
-    all in float64, drawn from ``seed``.
+    standard normal, ``W_xh`` is drawn from ``N(0, 1/H)`` (standard
+    deviation ``1/sqrt(H)``), ``b = 0``; all in float64, drawn from
+    ``seed``.
 
     Args:
         rho: the spectral radius (here also the largest singular value) of

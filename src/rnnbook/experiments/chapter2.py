@@ -13,9 +13,17 @@
   (:func:`rnnbook.experiments.pascanu.run_seeds`), so within a sweep only
   the setting differs. It writes ``chapters/data/chapter2_sweeps.json``
   atomically, with the seeds, command, versions and seconds.
+- ``python -m rnnbook.experiments.chapter2 --replay`` re-runs, bit for
+  bit, the MSGD-C runs of the main experiment at ``T = 100`` and ``200``
+  and its best MSGD-CR run at ``T = 100`` (:data:`REPLAY`) with
+  :func:`rnnbook.experiments.pascanu.run_one`, which now also records the
+  largest gradient norm, the fraction of clipped updates and the error on
+  each relevant symbol; it writes ``chapters/data/chapter2_replay.json``
+  (about ten minutes on one core).
 """
 
 import argparse
+import dataclasses
 import itertools
 import multiprocessing
 import pathlib
@@ -24,6 +32,7 @@ import time
 
 import torch
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from rnnbook._checks import check_real
 from rnnbook.experiments import pascanu
@@ -112,18 +121,67 @@ def sweep_run(job):
     }
 
 
+REPLAY = tuple(("MSGD-C", T, r) for T in (100, 200) for r in range(5)) + (
+    ("MSGD-CR", 100, 3),
+)
+"""The (method, T, repeat) runs of the main experiment that ``--replay``
+re-runs: every MSGD-C run at T = 100 and 200, and MSGD-CR's best at 100."""
+
+
+def replay(runs=REPLAY, config=None):
+    """Re-run ``runs`` of the main experiment; a list of run dicts.
+
+    Each is :func:`rnnbook.experiments.pascanu.run_one` on the cell's seeds
+    with ``config`` (default the main experiment's, without the periodic
+    tests, which the committed runs did not make), so the test errors equal
+    the committed ones bit for bit while the new fields are added.
+    """
+    if config is None:
+        config = dataclasses.replace(pascanu.Config(), test_every=0)
+    pascanu._one_thread()
+    done = []
+    for method, T, repeat in tqdm(runs, desc="replay"):
+        done.append(pascanu.run_one((config, method, T, repeat)))
+    return done
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=pathlib.Path, default=None)
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="re-run the runs of REPLAY (one process) instead of the sweeps",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"expected --workers >= 1, got {args.workers}")
-    out = args.out or data_dir() / "chapter2_sweeps.json"
+    name = "chapter2_replay.json" if args.replay else "chapter2_sweeps.json"
+    out = args.out or data_dir() / name
     try:
         out = check_output_path(out)  # before the work, not after it
     except ValueError as err:
         parser.error(str(err))
+    if args.replay:
+        start = time.perf_counter()
+        config = dataclasses.replace(pascanu.Config(), test_every=0)
+        runs = replay(REPLAY, config)
+        seconds = time.perf_counter() - start
+        write_json_atomic(
+            out,
+            {
+                "command": "python -m rnnbook.experiments.chapter2 --replay",
+                "workers": 1,
+                "seconds": round(seconds, 1),
+                "torch": torch.__version__,
+                "config": dataclasses.asdict(config),
+                "seed_entropy": pascanu.ENTROPY,
+                "runs": runs,
+            },
+        )
+        print(f"wrote {len(runs)} runs to {out} in {seconds:.0f} s")
+        return 0
     jobs = [
         ("alpha", a, r) for a, r in itertools.product(ALPHAS, range(REPEATS))
     ]

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from rnnbook._checks import check_int
 from rnnbook.experiments._io import (
@@ -40,18 +41,22 @@ from rnnbook.experiments._io import (
     data_dir,
     write_json_atomic,
 )
+from rnnbook.gradients import pascanu_regularizer
 from rnnbook.tasks import temporal_order
 from rnnbook.torch_rnn import VanillaRNN, init_weights, spectral_radius
-from rnnbook.train import accuracy, train
+from rnnbook.train import accuracy, state_gradients_torch, train
 
 ENTROPY = 20130216
 """The root of every run's seed streams (changing it re-draws every run)."""
 
+TAU = 1.0
+"""The clipping threshold of MSGD-C and MSGD-CR."""
+
 METHODS = {
     # name: (clip threshold, regularizer weight alpha)
     "MSGD": (None, 0.0),
-    "MSGD-C": (1.0, 0.0),
-    "MSGD-CR": (1.0, 4.0),  # alpha = 4, the paper's regularizer weight
+    "MSGD-C": (TAU, 0.0),
+    "MSGD-CR": (TAU, 4.0),  # alpha = 4, the paper's regularizer weight
 }
 
 
@@ -68,9 +73,15 @@ class Config:
         0.01  # a run succeeds when its test error is below this
     )
     init: str = "smart_tanh"
+    # test on the cell's test set every this many updates (0: only at the
+    # end); the paper tests every 20 updates and stops at the first zero
+    # error, we record the errors and train on
+    test_every: int = 500
 
 
-TINY = Config(lengths=(10, 12), repeats=1, updates=20, n_test=200)
+TINY = Config(
+    lengths=(10, 12), repeats=1, updates=20, n_test=200, test_every=10
+)
 
 
 def run_seeds(T, repeat):
@@ -115,9 +126,20 @@ def evaluation_set(config, T, seeds):
     return temporal_order(config.n_test, T, generator)
 
 
-def train_run(model, config, T, seeds, clip, alpha, updates, record_every=0):
+def train_run(
+    model,
+    config,
+    T,
+    seeds,
+    clip,
+    alpha,
+    updates,
+    record_every=0,
+    on_update=None,
+):
     """Train ``model`` with MSGD (``clip=None``), MSGD-C or MSGD-CR on
-    batches drawn from ``seeds["data"]``; return its History."""
+    batches drawn from ``seeds["data"]``; return its History.
+    ``record_every`` and ``on_update`` go to :func:`rnnbook.train.train`."""
     data = torch.Generator().manual_seed(seeds["data"])
     return train(
         model,
@@ -128,6 +150,7 @@ def train_run(model, config, T, seeds, clip, alpha, updates, record_every=0):
         omega_weight=alpha,
         record_every=record_every,
         progress=False,
+        on_update=on_update,
     )
 
 
@@ -138,15 +161,111 @@ def error_rate(model, history, config, T, seeds):
     return 1.0 - accuracy(model, *evaluation_set(config, T, seeds))
 
 
+def gradient_split(model, config, T, seeds, alpha):
+    """The two parts of MSGD-CR's first gradient, before clipping.
+
+    On the first training batch of the cell (the one :func:`train_run`
+    draws first), the norms over all parameters of
+
+    .. math::
+
+        \\nabla_\\theta E, \\qquad \\nabla_\\theta (\\alpha\\,\\Omega),
+        \\qquad \\nabla_\\theta (E + \\alpha\\,\\Omega),
+
+    with ``Omega`` as :func:`rnnbook.train.train` computes it
+    (:func:`rnnbook.gradients.pascanu_regularizer`: summed over the ``T``
+    steps, differentiated through ``W_hh`` and the states). Chapter 2 uses
+    it to show how much of a clipped MSGD-CR step comes from ``Omega``.
+
+    Returns:
+        ``{"E": ..., "Omega": ..., "total": ...}``, three floats.
+    """
+    data = torch.Generator().manual_seed(seeds["data"])
+    inputs, targets = temporal_order(config.batch_size, T, data)
+    y, hs = model(inputs)
+    loss = F.cross_entropy(y, targets)
+    omega = pascanu_regularizer(
+        model.W_hh, hs, state_gradients_torch(model.W_hh, hs, loss)
+    )
+    params = list(model.parameters())
+    # Omega does not reach the read-out: its gradient there is zero
+    of_omega = torch.autograd.grad(
+        alpha * omega, params, retain_graph=True, allow_unused=True
+    )
+    parts = {
+        "E": torch.autograd.grad(loss, params),
+        "Omega": [
+            torch.zeros_like(p) if g is None else g
+            for p, g in zip(params, of_omega)
+        ],
+    }
+    parts["total"] = [e + o for e, o in zip(parts["E"], parts["Omega"])]
+    return {
+        name: torch.linalg.vector_norm(
+            torch.cat([g.reshape(-1) for g in grads])
+        ).item()
+        for name, grads in parts.items()
+    }
+
+
+@torch.no_grad()
+def symbol_errors(model, inputs, targets):
+    """The error on each relevant symbol alone: ``(first, second)``.
+
+    A class of :data:`rnnbook.tasks.CLASSES` is ``2 * first + second``
+    (0 = X, 1 = Y), so the predicted class names a first and a second
+    symbol. A network that knows only the second symbol and guesses the
+    first has a test error of 0.5 but a second-symbol error of 0: the two
+    numbers show which half of the gap a network bridges.
+
+    Args:
+        model: returns ``(y, hs)`` with ``y`` of shape ``(B, 4)``.
+        inputs: ``(B, T, 6)``; targets: int64 labels ``(B,)`` in 0..3.
+
+    Returns:
+        Two floats in ``[0, 1]``: the fractions of sequences whose first,
+        and whose second, relevant symbol the prediction gets wrong.
+    """
+    y, _ = model(inputs)
+    predicted = y.argmax(dim=-1)
+    first = (predicted // 2 != targets // 2).double().mean().item()
+    second = (predicted % 2 != targets % 2).double().mean().item()
+    return first, second
+
+
 def run_one(job):
-    """Train one network; return a dict describing the run."""
+    """Train one network; return a dict describing the run.
+
+    Besides the test error it records the largest gradient norm (before
+    clipping), the fraction of updates whose norm reached the clipping
+    threshold ``tau = 1`` (the updates MSGD-C and MSGD-CR clip; for MSGD,
+    those it would have clipped), the error on each relevant symbol, and
+    the test error every ``config.test_every`` updates.
+    """
     config, method, T, repeat = job
     seeds = run_seeds(T, repeat)
     clip, alpha = METHODS[method]
     model = initial_model(config, seeds)
+    test_errors = []  # (update, test error) every config.test_every
+
+    def check(updates, model):
+        if config.test_every and updates % config.test_every == 0:
+            inputs, targets = evaluation_set(config, T, seeds)
+            test_errors.append(
+                (updates, 1.0 - accuracy(model, inputs, targets))
+            )
+
     start = time.perf_counter()
-    history = train_run(model, config, T, seeds, clip, alpha, config.updates)
+    history = train_run(
+        model, config, T, seeds, clip, alpha, config.updates, on_update=check
+    )
     error = error_rate(model, history, config, T, seeds)
+    norms = np.array(history.grad_norm)
+    first, second = (
+        symbol_errors(model, *evaluation_set(config, T, seeds))
+        if history.stopped is None
+        else (1.0, 1.0)
+    )
     return {
         "method": method,
         "T": T,
@@ -157,6 +276,13 @@ def run_one(job):
         "updates_done": history.updates,
         "stopped": history.stopped,
         "final_loss": history.loss[-1] if history.loss else None,
+        "max_grad_norm": float(norms.max()) if len(norms) else None,
+        "clipped_fraction": float(np.mean(norms >= TAU))
+        if len(norms)
+        else None,
+        "first_symbol_error": first,
+        "second_symbol_error": second,
+        "test_errors": test_errors,
         "seconds": round(time.perf_counter() - start, 1),
     }
 

@@ -86,22 +86,7 @@ def test_the_check_finds_missing_captions_and_alt_text():
     ]
 
 
-# Chapter 3 keeps its alt text under a top-level ``image`` key, which
-# MyST-NB 1.x does not read; moving it under ``mystnb`` (a metadata-only
-# change) fixes it, after which this entry goes.
-KNOWN = {"03_gating.ipynb": "alt text outside the mystnb key (not rendered)"}
-
-
-def _case(path):
-    marks = (
-        [pytest.mark.xfail(reason=KNOWN[path.name], strict=False)]
-        if path.name in KNOWN
-        else []
-    )
-    return pytest.param(path, id=path.name, marks=marks)
-
-
-@pytest.mark.parametrize("path", [_case(p) for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_figure_has_a_caption_a_name_and_alt_text(path):
     notebook = json.loads(path.read_text(encoding="utf-8"))
     problems = figure_problems(notebook)

@@ -1,6 +1,6 @@
 """Accuracy against source length, with and without attention (Chapter 4).
 
-A laptop-scale analogue of Bahdanau, Cho & Bengio (2014, Figure 2), where
+A laptop-scale analogue of Bahdanau, Cho & Bengio (2015, Figure 2), where
 BLEU falls with sentence length for the plain encoder-decoder (RNNencdec)
 and holds for the attention model (RNNsearch). Here the task is the
 synthetic translation of :func:`rnnbook.tasks.reversal_translation`, trained
@@ -33,6 +33,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
+import babel
+import babel.core
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -52,7 +54,7 @@ from rnnbook.tasks import (
 )
 
 ENTROPY = 20140901
-"""The root of every run's seed streams (Bahdanau et al.'s arXiv date)."""
+"""The root of every run's seed streams (the paper's first arXiv date)."""
 
 MODELS = {"RNNencdec": False, "RNNsearch": True}
 """The two models compared: name -> with attention."""
@@ -72,6 +74,7 @@ class Config:
     date_steps: int = 1500
     date_test: int = 1000
     date_examples: int = 8
+    date_held_out: bool = True
 
 
 TINY = Config(
@@ -161,6 +164,43 @@ def match_rates(model, batch, max_len):
     exact = same.all(1).double().mean().item()
     token = ((out == tgt) & mask).sum().item() / mask.sum().item()
     return exact, token
+
+
+def lcs_length(a, b):
+    """The length of a longest common subsequence of ``a`` and ``b``.
+
+    The classic dynamic programme, ``O(len(a) len(b))``: ``n[i][j]``, the
+    LCS of ``a[:i]`` and ``b[:j]``, is ``n[i-1][j-1] + 1`` when
+    ``a[i-1] == b[j-1]`` and ``max(n[i-1][j], n[i][j-1])`` otherwise.
+    """
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        row = [0]
+        for j, y in enumerate(b):
+            row.append(prev[j] + 1 if x == y else max(prev[j + 1], row[j]))
+        prev = row
+    return prev[-1]
+
+
+def aligned_symbol_accuracy(outputs, targets):
+    """Symbol accuracy that forgives shifts: ``sum LCS / sum len(target)``.
+
+    ``outputs`` and ``targets`` are lists of token sequences (e.g. each up
+    to and including its EOS). Position-by-position accuracy counts every
+    symbol after one dropped or inserted symbol as wrong; here each output
+    symbol is matched to a target symbol in order (a longest common
+    subsequence), so a dropped symbol costs one. Equals the positional
+    accuracy when no symbol is dropped or inserted.
+    """
+    if len(outputs) != len(targets):
+        raise ValueError(
+            f"expected as many outputs as targets, got {len(outputs)} "
+            f"and {len(targets)}"
+        )
+    total = sum(len(t) for t in targets)
+    if total == 0:
+        raise ValueError("expected at least one target symbol, got none")
+    return sum(lcs_length(o, t) for o, t in zip(outputs, targets)) / total
 
 
 def accuracy_by_length(model, lengths, n, seed, device="cpu"):
@@ -300,8 +340,11 @@ def run_dates(config, device="cpu", progress=True):
         progress,
         desc="dates",
     )
-    test = date_examples(
-        config.date_test, torch.Generator().manual_seed(seeds["test"])
+    seen = date_training_sources(config) if config.date_held_out else set()
+    test = held_out_dates(
+        config.date_test,
+        torch.Generator().manual_seed(seeds["test"]),
+        seen,
     )
     batch = _to(vocab.batch((t, iso) for t, iso, _, _ in test), device)
     exact, token = match_rates(model, batch, max_len=12)
@@ -310,11 +353,39 @@ def run_dates(config, device="cpu", progress=True):
         "exact": exact,
         "token": token,
         "final_loss": float(np.mean(losses[-50:])),
+        "held_out": config.date_held_out,
         "examples": date_alignments(
             model, vocab, test[: config.date_examples]
         ),
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def date_training_sources(config):
+    """The set of source strings the date model of ``config`` trains on.
+
+    Re-draws the training batches of :func:`run_dates` from the recorded
+    ``data`` seed: ``config.date_steps`` batches of ``config.batch_size``
+    examples, in the order training draws them (no model is needed).
+    """
+    data = torch.Generator().manual_seed(run_seeds(0, "dates")["data"])
+    seen = set()
+    for _ in range(config.date_steps):
+        seen.update(t for t, _, _, _ in date_examples(config.batch_size, data))
+    return seen
+
+
+def held_out_dates(n, generator, exclude):
+    """``n`` :func:`~rnnbook.tasks.date_examples` whose text is not in
+    ``exclude`` (a set of source strings, e.g. the training sources).
+
+    Draws batches of ``n`` from ``generator`` and keeps, in order, those
+    whose source string is not excluded, until ``n`` are kept.
+    """
+    kept = []
+    while len(kept) < n:
+        kept += [e for e in date_examples(n, generator) if e[0] not in exclude]
+    return kept[:n]
 
 
 def date_alignments(model, vocab, examples):
@@ -396,6 +467,8 @@ def main(argv=None):
         "threads": torch.get_num_threads(),
         "seconds": round(seconds, 1),
         "torch": torch.__version__,
+        "babel": babel.__version__,
+        "cldr": babel.core.get_cldr_version(),
         "config": asdict(config),
         "seed_entropy": ENTROPY,
         "runs": runs,

@@ -139,13 +139,15 @@ def test_aligned_symbol_accuracy_forgives_a_shift():
     # no insertion or deletion: the same as position by position
     swapped = list("ABXDE") + ["<eos>"]
     assert bahdanau.aligned_symbol_accuracy([swapped], [target]) == 5 / 6
+    inserted = list("ABCXDE") + ["<eos>"]  # one symbol too many costs one
+    assert bahdanau.aligned_symbol_accuracy([inserted], [target]) == 6 / 7
     assert (
         bahdanau.aligned_symbol_accuracy([target, dropped], [target] * 2)
         == 11 / 12
     )
     with pytest.raises(ValueError, match="as many outputs"):
         bahdanau.aligned_symbol_accuracy([target], [])
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match="at least one symbol"):
         bahdanau.aligned_symbol_accuracy([[]], [[]])
 
 

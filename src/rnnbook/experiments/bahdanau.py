@@ -183,23 +183,25 @@ def lcs_length(a, b):
 
 
 def aligned_symbol_accuracy(outputs, targets):
-    """Symbol accuracy that forgives shifts: ``sum LCS / sum len(target)``.
+    """Symbol accuracy that forgives shifts: ``sum LCS / sum max length``.
 
     ``outputs`` and ``targets`` are lists of token sequences (e.g. each up
     to and including its EOS). Position-by-position accuracy counts every
-    symbol after one dropped or inserted symbol as wrong; here each output
-    symbol is matched to a target symbol in order (a longest common
-    subsequence), so a dropped symbol costs one. Equals the positional
-    accuracy when no symbol is dropped or inserted.
+    symbol after one dropped or inserted symbol as wrong; here the symbols
+    of an output are matched in order to those of its target (a longest
+    common subsequence), so a dropped, inserted or wrong symbol costs one:
+    each pair counts ``max(len(output), len(target))`` symbols, of which
+    the LCS are right. Equals the positional accuracy when every output
+    has its target's length and differs only by substitutions.
     """
     if len(outputs) != len(targets):
         raise ValueError(
             f"expected as many outputs as targets, got {len(outputs)} "
             f"and {len(targets)}"
         )
-    total = sum(len(t) for t in targets)
+    total = sum(max(len(o), len(t)) for o, t in zip(outputs, targets))
     if total == 0:
-        raise ValueError("expected at least one target symbol, got none")
+        raise ValueError("expected at least one symbol, got none")
     return sum(lcs_length(o, t) for o, t in zip(outputs, targets)) / total
 
 

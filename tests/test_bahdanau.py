@@ -175,3 +175,16 @@ def test_date_training_sources_are_the_training_draws():
         for t, _, _, _ in bahdanau.date_examples(config.batch_size, data)
     }
     assert bahdanau.date_training_sources(config) == expected
+
+
+def test_plain_hidden_sizes_only_the_plain_model(tmp_path):
+    out = tmp_path / "matched.json"
+    argv = ["--tiny", "--no-progress", "--plain-hidden", "10"]
+    assert bahdanau.main([*argv, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    sizes = {r["model"]: r["hidden_size"] for r in result["runs"]}
+    assert sizes == {"RNNencdec": 10, "RNNsearch": bahdanau.TINY.hidden_size}
+    assert result["config"]["plain_hidden"] == 10
+    assert result["command"].endswith("--tiny --plain-hidden 10")
+    with pytest.raises(SystemExit):
+        bahdanau.main(["--tiny", "--plain-hidden", "0", "--out", str(out)])

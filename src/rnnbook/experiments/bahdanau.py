@@ -16,9 +16,12 @@ Usage::
 
     python -m rnnbook.experiments.bahdanau            # the full run
     python -m rnnbook.experiments.bahdanau --tiny --out /tmp/tiny.json
+    # a parameter-matched baseline (RNNencdec with 69 units; not yet run):
+    python -m rnnbook.experiments.bahdanau --plain-hidden 69 --out m.json
 
 The comparison is *paired*: for each repeat, both models are built after
-seeding with the same ``init`` seed (so their encoders start identical), see
+seeding with the same ``init`` seed (so their encoders start identical,
+unless ``--plain-hidden`` gives the plain model another size), see
 the same training batches (the ``data`` seed) and are tested on the same
 sentences (the ``test`` seed). The seeds of a repeat come from
 :class:`numpy.random.SeedSequence` streams keyed by the repeat alone.
@@ -27,6 +30,7 @@ seconds, and is written atomically.
 """
 
 import argparse
+import dataclasses
 import functools
 import pathlib
 import sys
@@ -75,6 +79,7 @@ class Config:
     date_test: int = 1000
     date_examples: int = 8
     date_held_out: bool = True
+    plain_hidden: int | None = None  # RNNencdec's size; None: hidden_size
 
 
 TINY = Config(
@@ -280,9 +285,12 @@ def run_reversal(config, repeat, device="cpu", progress=True):
     results = []
     for name, attention in MODELS.items():
         torch.manual_seed(seeds["init"])
-        model = seq2seq_model(
-            V, config.embed_size, config.hidden_size, attention
-        ).to(device)
+        hidden = config.hidden_size
+        if not attention and config.plain_hidden is not None:
+            hidden = config.plain_hidden  # e.g. 69: as many parameters
+        model = seq2seq_model(V, config.embed_size, hidden, attention).to(
+            device
+        )
         data = torch.Generator().manual_seed(seeds["data"])
         start = time.perf_counter()
         losses = train_model(
@@ -308,6 +316,7 @@ def run_reversal(config, repeat, device="cpu", progress=True):
                 "model": name,
                 "repeat": repeat,
                 "seeds": seeds,
+                "hidden_size": hidden,
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "lengths": lengths,
                 **accuracy,
@@ -436,7 +445,16 @@ def main(argv=None):
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bars"
     )
+    parser.add_argument(
+        "--plain-hidden",
+        type=int,
+        default=None,
+        help="RNNencdec's hidden size (default: the same as RNNsearch's; "
+        "69 matches RNNsearch's parameter count)",
+    )
     args = parser.parse_args(argv)
+    if args.plain_hidden is not None and args.plain_hidden < 1:
+        parser.error(f"expected --plain-hidden >= 1, got {args.plain_hidden}")
     if args.threads < 1:
         parser.error(f"expected --threads >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
@@ -446,6 +464,8 @@ def main(argv=None):
     except (RuntimeError, ValueError) as err:
         parser.error(f"cannot use --device {args.device!r}: {err}")
     config = TINY if args.tiny else Config()
+    if args.plain_hidden is not None:
+        config = dataclasses.replace(config, plain_hidden=args.plain_hidden)
     out = args.out or data_dir() / (
         "bahdanau_tiny.json" if args.tiny else "bahdanau_lengths.json"
     )
@@ -464,7 +484,12 @@ def main(argv=None):
     seconds = time.perf_counter() - start
     result = {
         "command": "python -m rnnbook.experiments.bahdanau"
-        + (" --tiny" if args.tiny else ""),
+        + (" --tiny" if args.tiny else "")
+        + (
+            f" --plain-hidden {args.plain_hidden}"
+            if args.plain_hidden is not None
+            else ""
+        ),
         "device": str(device),
         "threads": torch.get_num_threads(),
         "seconds": round(seconds, 1),

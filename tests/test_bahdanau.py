@@ -36,6 +36,8 @@ def test_tiny_run_writes_a_complete_result(tmp_path):
         assert w.shape[1] == len(ex["source"]) + 1  # characters and EOS
         assert np.allclose(w.sum(1), 1, atol=1e-3)
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left
+    assert result["babel"] and result["cldr"]  # the date data's versions
+    assert result["dates"]["held_out"] is True
 
 
 def test_bad_arguments_fail_before_the_work(tmp_path, capsys):
@@ -103,3 +105,86 @@ def test_match_rates():
     b = reversal_translation(8, 2, 5, torch.Generator().manual_seed(0))
     exact, token = bahdanau.match_rates(net, b, 10)
     assert 0 <= exact <= token <= 1
+
+
+def _lcs_brute(a, b):
+    """The longest common subsequence by trying every subsequence of a."""
+    import itertools
+
+    def is_subsequence(sub, seq):
+        it = iter(seq)
+        return all(x in it for x in sub)
+
+    for r in range(len(a), -1, -1):
+        if any(is_subsequence(c, b) for c in itertools.combinations(a, r)):
+            return r
+    return 0
+
+
+def test_lcs_length_against_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a = rng.integers(0, 3, rng.integers(0, 7)).tolist()
+        b = rng.integers(0, 3, rng.integers(0, 7)).tolist()
+        assert bahdanau.lcs_length(a, b) == _lcs_brute(a, b)
+    assert bahdanau.lcs_length("ABCBDAB", "BDCABA") == 4  # CLRS's example
+
+
+def test_aligned_symbol_accuracy_forgives_a_shift():
+    target = list("ABCDE") + ["<eos>"]
+    dropped = list("ACDE") + ["<eos>"]  # B dropped: every later slot shifts
+    positional = sum(x == y for x, y in zip(dropped, target)) / len(target)
+    assert positional == 1 / 6
+    assert bahdanau.aligned_symbol_accuracy([dropped], [target]) == 5 / 6
+    # no insertion or deletion: the same as position by position
+    swapped = list("ABXDE") + ["<eos>"]
+    assert bahdanau.aligned_symbol_accuracy([swapped], [target]) == 5 / 6
+    inserted = list("ABCXDE") + ["<eos>"]  # one symbol too many costs one
+    assert bahdanau.aligned_symbol_accuracy([inserted], [target]) == 6 / 7
+    assert (
+        bahdanau.aligned_symbol_accuracy([target, dropped], [target] * 2)
+        == 11 / 12
+    )
+    with pytest.raises(ValueError, match="as many outputs"):
+        bahdanau.aligned_symbol_accuracy([target], [])
+    with pytest.raises(ValueError, match="at least one symbol"):
+        bahdanau.aligned_symbol_accuracy([[]], [[]])
+
+
+def test_held_out_dates_exclude_the_given_sources():
+    seen = {t for t, _, _, _ in bahdanau.date_examples(
+        300, torch.Generator().manual_seed(0))}  # fmt: skip
+    kept = bahdanau.held_out_dates(50, torch.Generator().manual_seed(0), seen)
+    assert len(kept) == 50 and not {t for t, _, _, _ in kept} & seen
+    # nothing excluded: the plain draw
+    plain = bahdanau.date_examples(50, torch.Generator().manual_seed(1))
+    assert (
+        bahdanau.held_out_dates(50, torch.Generator().manual_seed(1), set())
+        == plain
+    )
+
+
+def test_date_training_sources_are_the_training_draws():
+    config = bahdanau.TINY
+    data = torch.Generator().manual_seed(
+        bahdanau.run_seeds(0, "dates")["data"]
+    )
+    expected = {
+        t
+        for _ in range(config.date_steps)
+        for t, _, _, _ in bahdanau.date_examples(config.batch_size, data)
+    }
+    assert bahdanau.date_training_sources(config) == expected
+
+
+def test_plain_hidden_sizes_only_the_plain_model(tmp_path):
+    out = tmp_path / "matched.json"
+    argv = ["--tiny", "--no-progress", "--plain-hidden", "10"]
+    assert bahdanau.main([*argv, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    sizes = {r["model"]: r["hidden_size"] for r in result["runs"]}
+    assert sizes == {"RNNencdec": 10, "RNNsearch": bahdanau.TINY.hidden_size}
+    assert result["config"]["plain_hidden"] == 10
+    assert result["command"].endswith("--tiny --plain-hidden 10")
+    with pytest.raises(SystemExit):
+        bahdanau.main(["--tiny", "--plain-hidden", "0", "--out", str(out)])

@@ -21,7 +21,7 @@ Shapes (the package glossary; ``S`` = source length):
 The scores, and where they come from:
 
 - :class:`AdditiveAttention`: ``v^T tanh(W q + U k_j)``, Bahdanau, Cho &
-  Bengio (2014, appendix A.1.2).
+  Bengio (2015, appendix A.1.2).
 - :class:`DotAttention`: ``q^T k_j``, Luong, Pham & Manning (2015, §3.1).
 - :class:`GeneralAttention`: ``q^T W k_j``, Luong et al.'s "general".
 - :class:`ScaledDotAttention`: ``q^T k_j / sqrt(Dk)``, Vaswani et al. (2017).
@@ -139,7 +139,7 @@ class _Attention(nn.Module):
 
 
 class AdditiveAttention(_Attention):
-    """Bahdanau et al.'s additive attention (2014, appendix A.1.2).
+    """Bahdanau et al.'s additive attention (2015, appendix A.1.2).
 
     .. math::
         e_j = v^\\top \\tanh(W q + U k_j)

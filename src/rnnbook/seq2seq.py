@@ -11,7 +11,7 @@ The model factorises the probability of a target ``y`` given a source ``x``
   and a summary of the whole sentence, ``[fwd h_{S-1}; bwd h_0]``.
 - :class:`Decoder` (RNNencdec) conditions every step on that one summary
   vector ``c``: the bottleneck.
-- :class:`AttentionDecoder` (RNNsearch; Bahdanau, Cho & Bengio 2014) computes
+- :class:`AttentionDecoder` (RNNsearch; Bahdanau, Cho & Bengio 2015) computes
   a new context ``c_t`` at every step by attending over all annotations.
 - :class:`Seq2Seq` joins an encoder and a decoder; :func:`greedy_decode`
   and :func:`beam_search` generate from it.
@@ -103,7 +103,7 @@ def reverse_padded(x, lengths):
 
 
 class Encoder(nn.Module):
-    """A bidirectional GRU encoder (Bahdanau et al. 2014, §3.2).
+    """A bidirectional GRU encoder (Bahdanau et al. 2015, §3.2).
 
     .. math::
         \\overrightarrow{h}_j = \\mathrm{GRU}(E x_j,
@@ -173,7 +173,7 @@ class _DecoderBase(nn.Module):
         )
 
     def start(self, memory):
-        """The first state, ``s_0 = tanh(W_init summary)``, ``(B, H)``."""
+        """The first state, ``s_0 = tanh(W_init summary + b_init)``."""
         return torch.tanh(self.init_state(memory.summary))
 
     def prepare(self, memory):
@@ -233,7 +233,7 @@ class Decoder(_DecoderBase):
 
 
 class AttentionDecoder(_DecoderBase):
-    """The attention decoder (RNNsearch; Bahdanau et al. 2014, §3.1).
+    """The attention decoder (RNNsearch; Bahdanau et al. 2015, §3.1).
 
     ``c_t = sum_j alpha_tj h_j`` with ``alpha_t = attention(s_{t-1}, h)``.
 

@@ -1,6 +1,6 @@
 """Accuracy against source length, with and without attention (Chapter 4).
 
-A laptop-scale analogue of Bahdanau, Cho & Bengio (2014, Figure 2), where
+A laptop-scale analogue of Bahdanau, Cho & Bengio (2015, Figure 2), where
 BLEU falls with sentence length for the plain encoder-decoder (RNNencdec)
 and holds for the attention model (RNNsearch). Here the task is the
 synthetic translation of :func:`rnnbook.tasks.reversal_translation`, trained
@@ -16,9 +16,12 @@ Usage::
 
     python -m rnnbook.experiments.bahdanau            # the full run
     python -m rnnbook.experiments.bahdanau --tiny --out /tmp/tiny.json
+    # a parameter-matched baseline (RNNencdec with 69 units; not yet run):
+    python -m rnnbook.experiments.bahdanau --plain-hidden 69 --out m.json
 
 The comparison is *paired*: for each repeat, both models are built after
-seeding with the same ``init`` seed (so their encoders start identical), see
+seeding with the same ``init`` seed (so their encoders start identical,
+unless ``--plain-hidden`` gives the plain model another size), see
 the same training batches (the ``data`` seed) and are tested on the same
 sentences (the ``test`` seed). The seeds of a repeat come from
 :class:`numpy.random.SeedSequence` streams keyed by the repeat alone.
@@ -27,12 +30,15 @@ seconds, and is written atomically.
 """
 
 import argparse
+import dataclasses
 import functools
 import pathlib
 import sys
 import time
 from dataclasses import asdict, dataclass
 
+import babel
+import babel.core
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -52,7 +58,7 @@ from rnnbook.tasks import (
 )
 
 ENTROPY = 20140901
-"""The root of every run's seed streams (Bahdanau et al.'s arXiv date)."""
+"""The root of every run's seed streams (the paper's first arXiv date)."""
 
 MODELS = {"RNNencdec": False, "RNNsearch": True}
 """The two models compared: name -> with attention."""
@@ -72,6 +78,8 @@ class Config:
     date_steps: int = 1500
     date_test: int = 1000
     date_examples: int = 8
+    date_held_out: bool = True
+    plain_hidden: int | None = None  # RNNencdec's size; None: hidden_size
 
 
 TINY = Config(
@@ -163,6 +171,45 @@ def match_rates(model, batch, max_len):
     return exact, token
 
 
+def lcs_length(a, b):
+    """The length of a longest common subsequence of ``a`` and ``b``.
+
+    The classic dynamic programme, ``O(len(a) len(b))``: ``n[i][j]``, the
+    LCS of ``a[:i]`` and ``b[:j]``, is ``n[i-1][j-1] + 1`` when
+    ``a[i-1] == b[j-1]`` and ``max(n[i-1][j], n[i][j-1])`` otherwise.
+    """
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        row = [0]
+        for j, y in enumerate(b):
+            row.append(prev[j] + 1 if x == y else max(prev[j + 1], row[j]))
+        prev = row
+    return prev[-1]
+
+
+def aligned_symbol_accuracy(outputs, targets):
+    """Symbol accuracy that forgives shifts: ``sum LCS / sum max length``.
+
+    ``outputs`` and ``targets`` are lists of token sequences (e.g. each up
+    to and including its EOS). Position-by-position accuracy counts every
+    symbol after one dropped or inserted symbol as wrong; here the symbols
+    of an output are matched in order to those of its target (a longest
+    common subsequence), so a dropped, inserted or wrong symbol costs one:
+    each pair counts ``max(len(output), len(target))`` symbols, of which
+    the LCS are right. Equals the positional accuracy when every output
+    has its target's length and differs only by substitutions.
+    """
+    if len(outputs) != len(targets):
+        raise ValueError(
+            f"expected as many outputs as targets, got {len(outputs)} "
+            f"and {len(targets)}"
+        )
+    total = sum(max(len(o), len(t)) for o, t in zip(outputs, targets))
+    if total == 0:
+        raise ValueError("expected at least one symbol, got none")
+    return sum(lcs_length(o, t) for o, t in zip(outputs, targets)) / total
+
+
 def accuracy_by_length(model, lengths, n, seed, device="cpu"):
     """Exact-match and token accuracy at each source length (reversal task).
 
@@ -238,9 +285,12 @@ def run_reversal(config, repeat, device="cpu", progress=True):
     results = []
     for name, attention in MODELS.items():
         torch.manual_seed(seeds["init"])
-        model = seq2seq_model(
-            V, config.embed_size, config.hidden_size, attention
-        ).to(device)
+        hidden = config.hidden_size
+        if not attention and config.plain_hidden is not None:
+            hidden = config.plain_hidden  # e.g. 69: as many parameters
+        model = seq2seq_model(V, config.embed_size, hidden, attention).to(
+            device
+        )
         data = torch.Generator().manual_seed(seeds["data"])
         start = time.perf_counter()
         losses = train_model(
@@ -266,6 +316,7 @@ def run_reversal(config, repeat, device="cpu", progress=True):
                 "model": name,
                 "repeat": repeat,
                 "seeds": seeds,
+                "hidden_size": hidden,
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "lengths": lengths,
                 **accuracy,
@@ -300,8 +351,11 @@ def run_dates(config, device="cpu", progress=True):
         progress,
         desc="dates",
     )
-    test = date_examples(
-        config.date_test, torch.Generator().manual_seed(seeds["test"])
+    seen = date_training_sources(config) if config.date_held_out else set()
+    test = held_out_dates(
+        config.date_test,
+        torch.Generator().manual_seed(seeds["test"]),
+        seen,
     )
     batch = _to(vocab.batch((t, iso) for t, iso, _, _ in test), device)
     exact, token = match_rates(model, batch, max_len=12)
@@ -310,11 +364,39 @@ def run_dates(config, device="cpu", progress=True):
         "exact": exact,
         "token": token,
         "final_loss": float(np.mean(losses[-50:])),
+        "held_out": config.date_held_out,
         "examples": date_alignments(
             model, vocab, test[: config.date_examples]
         ),
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def date_training_sources(config):
+    """The set of source strings the date model of ``config`` trains on.
+
+    Re-draws the training batches of :func:`run_dates` from the recorded
+    ``data`` seed: ``config.date_steps`` batches of ``config.batch_size``
+    examples, in the order training draws them (no model is needed).
+    """
+    data = torch.Generator().manual_seed(run_seeds(0, "dates")["data"])
+    seen = set()
+    for _ in range(config.date_steps):
+        seen.update(t for t, _, _, _ in date_examples(config.batch_size, data))
+    return seen
+
+
+def held_out_dates(n, generator, exclude):
+    """``n`` :func:`~rnnbook.tasks.date_examples` whose text is not in
+    ``exclude`` (a set of source strings, e.g. the training sources).
+
+    Draws batches of ``n`` from ``generator`` and keeps, in order, those
+    whose source string is not excluded, until ``n`` are kept.
+    """
+    kept = []
+    while len(kept) < n:
+        kept += [e for e in date_examples(n, generator) if e[0] not in exclude]
+    return kept[:n]
 
 
 def date_alignments(model, vocab, examples):
@@ -363,7 +445,16 @@ def main(argv=None):
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bars"
     )
+    parser.add_argument(
+        "--plain-hidden",
+        type=int,
+        default=None,
+        help="RNNencdec's hidden size (default: the same as RNNsearch's; "
+        "69 matches RNNsearch's parameter count)",
+    )
     args = parser.parse_args(argv)
+    if args.plain_hidden is not None and args.plain_hidden < 1:
+        parser.error(f"expected --plain-hidden >= 1, got {args.plain_hidden}")
     if args.threads < 1:
         parser.error(f"expected --threads >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
@@ -373,6 +464,8 @@ def main(argv=None):
     except (RuntimeError, ValueError) as err:
         parser.error(f"cannot use --device {args.device!r}: {err}")
     config = TINY if args.tiny else Config()
+    if args.plain_hidden is not None:
+        config = dataclasses.replace(config, plain_hidden=args.plain_hidden)
     out = args.out or data_dir() / (
         "bahdanau_tiny.json" if args.tiny else "bahdanau_lengths.json"
     )
@@ -391,11 +484,18 @@ def main(argv=None):
     seconds = time.perf_counter() - start
     result = {
         "command": "python -m rnnbook.experiments.bahdanau"
-        + (" --tiny" if args.tiny else ""),
+        + (" --tiny" if args.tiny else "")
+        + (
+            f" --plain-hidden {args.plain_hidden}"
+            if args.plain_hidden is not None
+            else ""
+        ),
         "device": str(device),
         "threads": torch.get_num_threads(),
         "seconds": round(seconds, 1),
         "torch": torch.__version__,
+        "babel": babel.__version__,
+        "cldr": babel.core.get_cldr_version(),
         "config": asdict(config),
         "seed_entropy": ENTROPY,
         "runs": runs,

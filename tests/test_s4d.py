@@ -67,9 +67,9 @@ def test_kernel_equals_a_loop_of_powers():
     Ab = torch.exp(dt[:, None] * A)
     Bb = (Ab - 1) / A * B
     power = torch.ones_like(Ab)
-    for l in range(20):
+    for lag in range(20):
         expected = 2 * (C * Bb * power).sum(-1).real
-        torch.testing.assert_close(K[:, l], expected, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(K[:, lag], expected, rtol=1e-10, atol=1e-12)
         power = power * Ab
 
 

@@ -136,8 +136,8 @@ def s4d_kernel(A, B, C, dt, L, method="zoh"):
     else:
         log_Ab = torch.log((1 + dtA / 2) / (1 - dtA / 2))
         Bb = dt.to(A.real.dtype).unsqueeze(-1) * B / (1 - dtA / 2)
-    l = torch.arange(L, dtype=A.real.dtype)
-    V = torch.exp(log_Ab.unsqueeze(-1) * l)  # (..., M, L): V[m, l] = Ab^l
+    lags = torch.arange(L, dtype=A.real.dtype)
+    V = torch.exp(log_Ab.unsqueeze(-1) * lags)  # (..., M, L): Ab_m^l
     K = ((C * Bb).unsqueeze(-2) @ V).squeeze(-2)  # (..., L)
     return 2 * K.real
 
@@ -321,7 +321,7 @@ class S4DModel(nn.Module):
     def __init__(
         self,
         D,
-        O,
+        O,  # noqa: E741 (the glossary's output size)
         H=32,
         N=32,
         n_layers=2,

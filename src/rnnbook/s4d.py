@@ -355,9 +355,8 @@ class S4DModel(nn.Module):
             )
         h = self.encoder(x)  # (B, T, H)
         for norm, layer in zip(self.norms, self.layers):
-            h = h + layer(norm(h))
-        hs = self.norm(h)
-        return self.decoder(hs), hs
+            h = norm(h + layer(h))
+        return self.decoder(h), h
 
 
 def ssm_parameters(model):

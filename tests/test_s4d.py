@@ -214,3 +214,66 @@ def test_bad_kernel_input_raises():
         s4d_kernel(A.tolist(), B, C, dt, 5)
     with pytest.raises(TypeError, match="torch.Tensor"):
         S4DLayer(4, N=4)(None)
+
+
+# ------------------------------------- the experiment (Chapter 6's sweep)
+
+
+def test_experiment_tiny_run_writes_a_complete_result(tmp_path):
+    import json
+
+    from rnnbook.experiments import s4d_vs_lstm as exp
+
+    out = tmp_path / "tiny.json"
+    assert exp.main(["--tiny", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["command"].endswith("--tiny") and result["seconds"] > 0
+    tiny = exp.TINY
+    per_seed = 1 + len(tiny.lstm_lrs)
+    expected = len(tiny.lengths) * (tiny.seeds * per_seed + tiny.noisy_seeds)
+    assert len(result["runs"]) == expected
+    for run in result["runs"]:
+        assert len(run["curve"]) == tiny.updates // tiny.record_every
+        assert run["test_mse"] >= 0 and run["updates_done"] == tiny.updates
+    with pytest.raises(SystemExit):
+        exp.main(["--tiny", "--out", str(tmp_path)])  # a folder
+
+
+def test_experiment_runs_are_paired_and_streams_independent():
+    from rnnbook.experiments import s4d_vs_lstm as exp
+
+    seeds = {
+        (T, s): exp.run_seeds(T, s) for T in (100, 1000) for s in range(3)
+    }
+    values = [v for d in seeds.values() for v in d.values()]
+    assert len(set(values)) == len(values)  # no stream reused
+    assert exp.run_seeds(1000, 0) == seeds[1000, 0]  # reproducible
+    # every model and learning rate of a cell gets the same seeds
+    cells = {}
+    for job in exp.jobs(exp.Config()):
+        _, task, model, lr, T, seed, _ = job
+        cells.setdefault((T, seed), set()).add((task, model, lr))
+    assert all(("silent", "S4D", 1e-2) in c for c in cells.values())
+
+
+def test_silent_task_zeroes_only_the_unmarked_values():
+    from rnnbook.experiments.s4d_vs_lstm import adding_batch
+
+    noisy = adding_batch(8, 50, torch.Generator().manual_seed(0), "noisy")
+    silent = adding_batch(8, 50, torch.Generator().manual_seed(0), "silent")
+    torch.testing.assert_close(noisy[1], silent[1])  # same targets
+    marked = noisy[0][..., 1] == 1
+    torch.testing.assert_close(silent[0][marked], noisy[0][marked])
+    assert bool(torch.all(silent[0][..., 0][~marked] == 0))
+    with pytest.raises(ValueError, match="task one of"):
+        adding_batch(2, 50, torch.Generator(), "loud")
+
+
+def test_lstm_regressor_starts_from_chapter_3s_initialization():
+    from rnnbook.experiments.s4d_vs_lstm import LSTMRegressor
+
+    model = LSTMRegressor(2, 5, forget_bias=1.0)
+    b = model.lstm.bias_ih_l0 + model.lstm.bias_hh_l0
+    torch.testing.assert_close(b[5:10], torch.ones(5))  # forget gate
+    y, hs = model(torch.zeros(3, 7, 2))
+    assert y.shape == (3,) and hs.shape == (3, 7, 5)

@@ -5,10 +5,10 @@ with its distractors silenced (:func:`adding_batch`): every value that is
 not marked is set to 0, so the answer still lies 500 to 1000 steps back but
 the steps in between carry no noise, as in Hochreiter & Schmidhuber's
 (1997) noise-free long-lag experiments. One S4D run per seed in
-``Config.noisy_seeds`` also trains on the original, noisy task, which is
-harder for both models. Both models have about the same number of
-parameters, take the same number of Adam updates on the same batches, and
-are tested on the same fresh sequences:
+``Config.noisy_seeds`` also trains on the original, noisy task. Both
+models have about the same number of parameters, take the same number of
+Adam updates on the same batches, and are tested on the same fresh
+sequences:
 
 - S4D: :class:`rnnbook.s4d.S4DModel` (two S4D-Lin layers), Adam with the
   SSM parameters at a smaller learning rate (S4D's recipe);

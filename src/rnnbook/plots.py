@@ -296,33 +296,38 @@ def plot_hippo_reconstruction(t, u, reconstructions, errors):
 
 
 def plot_s4d_inits(eigenvalues, kernels):
-    """Diagonal initializations: where the eigenvalues sit, what they make.
+    """Diagonal initializations: their frequencies, and the kernels they make.
 
     Args:
-        eigenvalues: ``{name: (M,) complex}``, drawn in the upper half of
-            the complex plane, imaginary axis logarithmic (left).
-        kernels: ``{name: (L,) kernel}`` of one channel (right).
+        eigenvalues: ``{name: (M,) complex}``; the imaginary parts (the
+            frequencies) against the mode index m, on a log scale (left).
+        kernels: ``{name: (L,) kernel}`` of one channel, drawn one above
+            the other, each shifted by a constant (right).
     """
+    import numpy as np
+
     fig, (ax, ax_k) = figure(ncols=2, width=4.4)
     for (name, w), marker in zip(eigenvalues.items(), "osx"):
-        ax.plot(
-            w.real,
-            w.imag,
+        ax.semilogy(
+            np.arange(len(w)),
+            np.sort(np.asarray(w.imag)),
             marker,
-            ms=5,
+            ms=4,
             mfc="none",
             color=INIT_COLORS[name],
             label=name,
         )
-    ax.set_yscale("symlog", linthresh=1)
-    ax.set_xlabel("Re a (decay rate)")
-    ax.set_ylabel("Im a (frequency)")
+    ax.set_xlabel("mode m (sorted by frequency)")
+    ax.set_ylabel("frequency Im a")
     ax.legend(fontsize=8)
-    for name, K in kernels.items():
-        ax_k.plot(K, color=INIT_COLORS[name], lw=1, label=name)
+    shift = 1.2 * max(np.abs(K).max() for K in kernels.values())
+    for i, (name, K) in enumerate(kernels.items()):
+        offset = -i * shift
+        ax_k.plot(np.asarray(K) + offset, color=INIT_COLORS[name], lw=0.8)
+        ax_k.text(len(K), offset + 0.3 * shift, name, ha="right", fontsize=8)
+    ax_k.set_yticks([])
     ax_k.set_xlabel("lag l (steps)")
-    ax_k.set_ylabel("kernel K[l]")
-    ax_k.legend(fontsize=8)
+    ax_k.set_ylabel("kernel K[l] (shifted apart)")
     return fig
 
 
@@ -333,21 +338,31 @@ def plot_long_range(curves, baseline, record_every):
         curves: ``{T: {label: (S, P) array}}``: for each length and model,
             the mean training loss of each block of ``record_every``
             updates (P points) for each of S seeds; the median over seeds
-            is drawn as a line and the range as a band.
+            is drawn as a line and the range as a band. Runs of one family
+            (the label's first word) differ in line style.
         baseline: the loss of the constant prediction, a dotted line.
         record_every: updates per point.
     """
     import numpy as np
 
     colors = {"S4D": COLORS["ssm"], "LSTM": COLORS["lstm"]}
-    fig, axes = figure(ncols=len(curves), width=4.0, sharey=True)
+    fig, axes = figure(ncols=len(curves), width=4.4, sharey=True)
     axes = np.atleast_1d(axes)
     for ax, (T, models) in zip(axes, curves.items()):
+        styles = {}
         for label, runs in models.items():
             runs = np.asarray(runs)
             x = (np.arange(runs.shape[1]) + 1) * record_every
-            color = colors[label.split()[0]]
-            ax.semilogy(x, np.median(runs, 0), color=color, label=label)
+            family = label.split()[0]
+            color = colors[family]
+            styles[family] = styles.get(family, -1) + 1
+            ax.semilogy(
+                x,
+                np.median(runs, 0),
+                color=color,
+                ls=("-", "--", "-.", (0, (1, 1)))[styles[family] % 4],
+                label=label,
+            )
             ax.fill_between(
                 x, runs.min(0), runs.max(0), color=color, alpha=0.25, lw=0
             )

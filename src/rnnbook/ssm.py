@@ -393,7 +393,7 @@ def legendre_basis(N, s):
     Orthonormal on [-1, 1] under the uniform measure ds/2, the basis of
     HiPPO-LegS (Gu et al., 2020, section 3 and appendix D): a state x(t)
     of :func:`hippo_legs_online` describes the history of its input as
-    f(r) ~ sum_n x_n(t) g_n(2 r / t - 1), 0 <= r <= t (equation ch6-recon).
+    f(r) ~ sum_n x_n(t) g_n(2 r / t - 1), 0 <= r <= t (equation ch6-proj).
     Computed by Bonnet's recurrence
     (n+1) P_{n+1}(s) = (2n+1) s P_n(s) - n P_{n-1}(s).
 

@@ -214,6 +214,14 @@ def test_bad_kernel_input_raises():
         s4d_kernel(A.tolist(), B, C, dt, 5)
     with pytest.raises(TypeError, match="torch.Tensor"):
         S4DLayer(4, N=4)(None)
+    with pytest.raises(ValueError, match="broadcast"):
+        s4d_kernel(A, B, C, torch.ones(5, dtype=torch.float64), 5)
+    with pytest.raises(TypeError, match="real floating-point u"):
+        S4DLayer(4, N=4)(torch.zeros(1, 3, 4, dtype=torch.complex64))
+    with pytest.raises(TypeError, match="real floating-point x"):
+        S4DModel(2, 1, H=4, N=4)(torch.zeros(1, 3, 2, dtype=torch.long))
+    with pytest.raises(TypeError, match="int"):
+        S4DLayer(True, N=4)
 
 
 # ------------------------------------- the experiment (Chapter 6's sweep)

@@ -20,7 +20,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rnnbook.ssm import _length, _positive, _tensor, causal_conv, hippo_legs
+from rnnbook.ssm import (
+    _batch,
+    _length,
+    _positive,
+    _tensor,
+    causal_conv,
+    hippo_legs,
+)
 
 # ----------------------------------------------- HiPPO's normal part, inits
 
@@ -128,6 +135,7 @@ def s4d_kernel(A, B, C, dt, L, method="zoh"):
         raise ValueError("expected every eigenvalue in A with real part < 0")
     L = _length("L", L)
     dt = _positive("dt", dt)
+    _batch(A=A.shape[:-1], B=B.shape[:-1], C=C.shape[:-1], dt=dt.shape)
     A = A.to(torch.promote_types(A.dtype, torch.complex64))
     dtA = dt.to(A.real.dtype).unsqueeze(-1) * A  # (..., M)
     if method == "zoh":
@@ -261,6 +269,10 @@ class S4DLayer(nn.Module):
             raise TypeError(
                 f"expected u to be a torch.Tensor, got {type(u).__name__}"
             )
+        if not u.is_floating_point():
+            raise TypeError(
+                f"expected a real floating-point u, got dtype {u.dtype}"
+            )
         if u.dim() != 3 or u.shape[-1] != self.H:
             raise ValueError(
                 f"expected u of shape (B, T, H) with H={self.H}, "
@@ -347,6 +359,10 @@ class S4DModel(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise TypeError(
                 f"expected x to be a torch.Tensor, got {type(x).__name__}"
+            )
+        if not x.is_floating_point():
+            raise TypeError(
+                f"expected a real floating-point x, got dtype {x.dtype}"
             )
         if x.dim() != 3 or x.shape[-1] != self.D:
             raise ValueError(

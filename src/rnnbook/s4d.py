@@ -161,8 +161,8 @@ class S4DKernel(nn.Module):
     ``log_A_real`` (H, M) and ``A_imag`` (H, M), so that
     a = -exp(log_A_real) + i A_imag keeps Re a < 0 through training;
     ``C`` (H, M, 2), the real and imaginary parts of C, standard complex
-    normal. B is fixed to 1 (S4D finds training it unnecessary: C absorbs
-    it).
+    normal. B is fixed to 1, as in S4D's minimal code: only the products
+    C_m B_m enter the kernel, so a trained C stands for both.
 
     Args:
         H: channels. N: state size (even). init: ``"lin"``, ``"inv"`` or

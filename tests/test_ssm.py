@@ -461,3 +461,75 @@ def test_recurrence_equals_convolution_in_float64(method):
     y_conv = causal_conv(u, ssm_kernel(Ab, Bb, C, 2000))
     rel = (y_rec - y_conv).norm() / y_rec.norm()
     assert rel < 1e-9
+
+
+# ------------------------------------------- HiPPO-LegS (Chapter 6 additions)
+
+
+def test_legendre_basis_matches_numpy_legval():
+    from numpy.polynomial import legendre
+
+    from rnnbook.ssm import legendre_basis
+
+    s = torch.linspace(-1, 1, 41, dtype=torch.float64)
+    G = legendre_basis(7, s)
+    assert G.shape == (41, 7)
+    for n in range(7):
+        coef = [0] * n + [1]
+        expected = np.sqrt(2 * n + 1) * legendre.legval(s.numpy(), coef)
+        np.testing.assert_allclose(G[:, n].numpy(), expected, atol=1e-12)
+    assert legendre_basis(1, s).shape == (41, 1)
+
+
+def test_legendre_basis_is_orthonormal_under_the_uniform_measure():
+    from numpy.polynomial import legendre
+
+    from rnnbook.ssm import legendre_basis
+
+    nodes, weights = legendre.leggauss(20)  # exact for degree < 40
+    G = legendre_basis(6, torch.from_numpy(nodes))
+    gram = G.T @ torch.diag(torch.from_numpy(weights) / 2) @ G
+    torch.testing.assert_close(gram, torch.eye(6, dtype=torch.float64))
+
+
+def test_hippo_legs_online_equals_a_slow_loop():
+    from rnnbook.ssm import hippo_legs_online
+
+    gen = torch.Generator().manual_seed(0)
+    u = torch.randn(2, 30, generator=gen, dtype=torch.float64)
+    xs = hippo_legs_online(u, 5)
+    A, B = hippo_legs(5)
+    eye = torch.eye(5, dtype=torch.float64)
+    x = torch.zeros(2, 5, dtype=torch.float64)
+    for k in range(1, 31):
+        inv = torch.linalg.inv(eye - A / (2 * k))
+        x = (
+            inv @ ((eye + A / (2 * k)) @ x.T + B[:, None] * u[:, k - 1] / k)
+        ).T
+        torch.testing.assert_close(xs[:, k - 1], x)
+
+
+def test_hippo_legs_online_reconstructs_a_smooth_history():
+    from rnnbook.ssm import hippo_legs_online, legendre_basis
+
+    L = 2000
+    t = torch.linspace(0, 1, L, dtype=torch.float64)
+    u = torch.sin(6 * t) + t**2
+    x = hippo_legs_online(u, 12)[-1]  # the state after the whole signal
+    s = (torch.arange(L, dtype=torch.float64) + 1) / L * 2 - 1
+    history = legendre_basis(12, s) @ x
+    assert ((history - u).norm() / u.norm()).item() < 1e-2
+
+
+def test_hippo_additions_reject_bad_input():
+    from rnnbook.ssm import hippo_legs_online, legendre_basis
+
+    with pytest.raises(ValueError, match="N >= 1"):
+        legendre_basis(0, torch.zeros(3))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        legendre_basis(3, [0.0, 0.5])
+    with pytest.raises(ValueError, match="N >= 1"):
+        hippo_legs_online(torch.zeros(4), 0)
+    with pytest.raises(TypeError, match="real u"):
+        hippo_legs_online(torch.zeros(4, dtype=torch.complex128), 3)
+    assert hippo_legs_online(torch.zeros(2, 0), 3).shape == (2, 0, 3)

@@ -19,6 +19,8 @@ One concept per module (the book's style guide), imports flowing downward:
   search (Chapter 4)
 - ``ssm``        linear state space models: discretization, kernel, scan,
   FFT convolution, HiPPO (Chapters 5-6)
+- ``s4d``        diagonal state spaces: the Vandermonde kernel, S4D's
+  initializations, the S4D layer and model (Chapter 6)
 - ``probes``     gradient-flow probes and the small experiments of Chapter 3
 - ``tasks``      seeded synthetic tasks
 - ``train``      the training loop, which stops on a non-finite loss
@@ -26,7 +28,7 @@ One concept per module (the book's style guide), imports flowing downward:
 - ``widgets``    interactive explorers, each with a static twin
 - ``display``    shows the source of the code a chapter runs
 - ``experiments`` runs longer than a chapter (``chapter1``, ``pascanu``,
-  ``chapter2``, ``chapter3``, ``bahdanau``);
+  ``chapter2``, ``chapter3``, ``bahdanau``, ``s4d_vs_lstm``);
   results in ``rnnbook.data``
 
 The book's tooling (building the book, re-executing chapters, assignments)

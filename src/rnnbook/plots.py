@@ -1103,4 +1103,116 @@ def plot_views_timing(lengths, training, generation):
     return fig
 
 
+INIT_COLORS = {"S4D-Lin": COLORS["ssm"], "S4D-Inv": "#DA8BC3", "S4D-LegS": "k"}
+"""Colours of Chapter 6's initializations of a diagonal A."""
+
+
+def plot_hippo_reconstruction(t, u, reconstructions, errors):
+    """A signal's history read back from HiPPO-LegS states of several sizes.
+
+    Args:
+        t, u: (L,) times and the signal.
+        reconstructions: ``{N: (L,) history}`` decoded from the state of
+            size N after the whole signal (left).
+        errors: ``(Ns, relative_errors)``, the error of each N, log scale
+            (right).
+    """
+    fig, (ax, ax_err) = figure(ncols=2, width=4.4)
+    ax.plot(t, u, color=COLORS["reference"], lw=3, alpha=0.5, label="signal")
+    shades = plt.cm.Purples
+    for i, (N, rec) in enumerate(reconstructions.items()):
+        share = 0.4 + 0.6 * i / max(1, len(reconstructions) - 1)
+        ax.plot(t, rec, color=shades(share), lw=1.2, label=f"N = {N}")
+    ax.set_xlabel("time r (the whole history, 0 to t)")
+    ax.set_ylabel("u(r)")
+    ax.legend(fontsize=8, ncol=2)
+    Ns, errs = errors
+    ax_err.semilogy(Ns, errs, "o-", ms=4, color=COLORS["ssm"])
+    ax_err.set_xscale("log", base=2)
+    ax_err.set_xticks(Ns, [str(n) for n in Ns])
+    ax_err.minorticks_off()
+    ax_err.set_xlabel("state size N")
+    ax_err.set_ylabel("relative error of the history")
+    return fig
+
+
+def plot_s4d_inits(eigenvalues, kernels):
+    """Diagonal initializations: their frequencies, and the kernels they make.
+
+    Args:
+        eigenvalues: ``{name: (M,) complex}``; the imaginary parts (the
+            frequencies) against the mode index m, on a log scale (left).
+        kernels: ``{name: (L,) kernel}`` of one channel, drawn one above
+            the other, each shifted by a constant (right).
+    """
+    import numpy as np
+
+    fig, (ax, ax_k) = figure(ncols=2, width=4.4)
+    for (name, w), marker in zip(eigenvalues.items(), "osx"):
+        ax.semilogy(
+            np.arange(len(w)),
+            np.sort(np.asarray(w.imag)),
+            marker,
+            ms=4,
+            mfc="none",
+            color=INIT_COLORS[name],
+            label=name,
+        )
+    ax.set_xlabel("mode m (sorted by frequency)")
+    ax.set_ylabel("frequency Im a")
+    ax.legend(fontsize=8)
+    shift = 1.2 * max(np.abs(K).max() for K in kernels.values())
+    for i, (name, K) in enumerate(kernels.items()):
+        offset = -i * shift
+        ax_k.plot(np.asarray(K) + offset, color=INIT_COLORS[name], lw=0.8)
+        ax_k.text(len(K), offset + 0.3 * shift, name, ha="right", fontsize=8)
+    ax_k.set_yticks([])
+    ax_k.set_xlabel("lag l (steps)")
+    ax_k.set_ylabel("kernel K[l] (shifted apart)")
+    return fig
+
+
+def plot_long_range(curves, baseline, record_every):
+    """Training curves of the two models, one panel per sequence length.
+
+    Args:
+        curves: ``{T: {label: (S, P) array}}``: for each length and model,
+            the mean training loss of each block of ``record_every``
+            updates (P points) for each of S seeds; the median over seeds
+            is drawn as a line and the range as a band. Runs of one family
+            (the label's first word) differ in line style.
+        baseline: the loss of the constant prediction, a dotted line.
+        record_every: updates per point.
+    """
+    import numpy as np
+
+    colors = {"S4D": COLORS["ssm"], "LSTM": COLORS["lstm"]}
+    fig, axes = figure(ncols=len(curves), width=4.4, sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (T, models) in zip(axes, curves.items()):
+        styles = {}
+        for label, runs in models.items():
+            runs = np.asarray(runs)
+            x = (np.arange(runs.shape[1]) + 1) * record_every
+            family = label.split()[0]
+            color = colors[family]
+            styles[family] = styles.get(family, -1) + 1
+            ax.semilogy(
+                x,
+                np.median(runs, 0),
+                color=color,
+                ls=("-", "--", "-.", (0, (1, 1)))[styles[family] % 4],
+                label=label,
+            )
+            ax.fill_between(
+                x, runs.min(0), runs.max(0), color=color, alpha=0.25, lw=0
+            )
+        ax.axhline(baseline, color="k", ls=":", lw=1, label="predict 0.5")
+        ax.set_title(f"T = {T}")
+        ax.set_xlabel("update")
+    axes[0].set_ylabel("training loss (MSE)")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
 # ------------------------------------------------------ Chapter 7: Mamba

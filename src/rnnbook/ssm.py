@@ -402,3 +402,70 @@ def causal_conv(u, K):
             torch.fft.rfft(u, 2 * L) * torch.fft.rfft(K, 2 * L), 2 * L
         )
     return y[..., :L]
+
+
+# ------------------------------ HiPPO-LegS: memory as online approximation
+
+
+def legendre_basis(N, s):
+    """The scaled Legendre polynomials g_n(s) = sqrt(2n+1) P_n(s), n < N.
+
+    Orthonormal on [-1, 1] under the uniform measure ds/2, the basis of
+    HiPPO-LegS (Gu et al., 2020, section 3 and appendix D): a state x(t)
+    of :func:`hippo_legs_online` describes the history of its input as
+    f(r) ~ sum_n x_n(t) g_n(2 r / t - 1), 0 <= r <= t (equation ch6-proj).
+    Computed by Bonnet's recurrence
+    (n+1) P_{n+1}(s) = (2n+1) s P_n(s) - n P_{n-1}(s).
+
+    Args:
+        N: the number of polynomials, >= 1. s: (...,) points in [-1, 1].
+
+    Returns:
+        (..., N).
+    """
+    N = _length("N", N)
+    s = _tensor("s", s, 0, "(...)")
+    if s.is_complex():
+        raise TypeError(f"expected real points s, got dtype {s.dtype}")
+    P = [torch.ones_like(s), s]
+    for n in range(1, N - 1):
+        P.append(((2 * n + 1) * s * P[n] - n * P[n - 1]) / (n + 1))
+    n = torch.arange(N, dtype=s.dtype)
+    return torch.stack(P[:N], dim=-1) * torch.sqrt(2 * n + 1)
+
+
+def hippo_legs_online(u, N):
+    """The HiPPO-LegS state of every prefix of u: x_k projects u_0..u_k.
+
+    HiPPO-LegS's time-varying ODE (Gu et al., 2020, Theorem 2, written
+    with :func:`hippo_legs`'s sign) x'(t) = (A x(t) + B u(t)) / t,
+    discretized by the bilinear transform with the step dt = 1/k at step
+    k = 1, 2, ... (equation ch6-legs-discrete):
+
+        x_k = (I - A/(2k))^{-1} ((I + A/(2k)) x_{k-1} + B u_k / k).
+
+    The step shrinks as the window grows, so the measure is uniform over
+    the whole history: no timescale to choose.
+
+    Args:
+        u: (..., L) input sequence. N: the state size, >= 1.
+
+    Returns:
+        (..., L, N): x_k for k = 0..L-1 (x for the prefix u_0..u_k).
+    """
+    u = _tensor("u", u, 1, "(..., L)")
+    if u.is_complex():
+        raise TypeError(f"expected a real u, got dtype {u.dtype}")
+    A, B = hippo_legs(N, dtype=u.dtype)
+    L = u.shape[-1]
+    if L == 0:
+        return u.new_zeros(u.shape[:-1] + (0, A.shape[-1]))
+    k = torch.arange(1, L + 1, dtype=u.dtype)
+    Ab, Bb = discretize_bilinear(A, B, 1 / k)  # (L, N, N), (L, N)
+    x = u.new_zeros(u.shape[:-1] + (A.shape[-1],))
+    xs = []
+    for step in range(L):
+        x = (x.unsqueeze(-2) @ Ab[step].mT).squeeze(-2)
+        xs.append(x + Bb[step] * u[..., step, None])
+        x = xs[-1]
+    return torch.stack(xs, dim=-2)

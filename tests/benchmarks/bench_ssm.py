@@ -4,6 +4,7 @@ Run from the repository root (never collected by ``pytest``)::
 
     python tests/benchmarks/bench_ssm.py                # L = 4096 and 16384
     python tests/benchmarks/bench_ssm.py --lengths 1024 4096 --repeats 9
+    python tests/benchmarks/bench_ssm.py --kernel     # S4D's kernel only
 
 The system is HiPPO-LegS (N = 16) discretized with the bilinear transform,
 one channel, a batch of B sequences. For each length L, one repeat times, in
@@ -21,6 +22,15 @@ turn (interleaved, so all three see the same machine load):
 The medians of the repeats are printed with the ratios recurrence / this,
 measured in this one run, and the fastest and slowest repeat of each, so the
 spread is on record. Before timing, the views are checked to agree.
+
+Then S4D's kernel (Chapter 6): H = 64 channels of a diagonal system with
+N/2 = 32 complex modes, at L = 4096 and 16384, computed three ways:
+
+- ``powers``: v_l = Ab^l Bb formed one dense N x N product at a time
+  (L sequential matrix-vector products per channel, the naive kernel);
+- ``doubling``: :func:`rnnbook.ssm.ssm_kernel` of the same system as a
+  dense matrix (log2 L products, O(N^2 L) work);
+- ``Vandermonde``: :func:`rnnbook.s4d.s4d_kernel`, O(N L).
 """
 
 import argparse
@@ -31,6 +41,7 @@ import time
 
 import torch
 
+from rnnbook.s4d import s4d_kernel, s4d_lin
 from rnnbook.ssm import (
     causal_conv,
     discretize_bilinear,
@@ -58,9 +69,15 @@ def main(argv=None):
     parser.add_argument(
         "--dtype", choices=["float32", "float64"], default="float64"
     )
+    parser.add_argument(
+        "--kernel", action="store_true", help="only S4D's kernel"
+    )
+    parser.add_argument("--channels", type=int, default=64, help="H")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.kernel:
+        return kernels(args)
     dtype = getattr(torch, args.dtype)
     gen = torch.Generator().manual_seed(0)
     A, B = hippo_legs(args.state, dtype=dtype)
@@ -111,6 +128,60 @@ def main(argv=None):
                 f"  {name:<18} {1000 * m:9.2f} ms "
                 f"(repeats {1000 * low:.2f} to {1000 * high:.2f})   "
                 f"recurrence / this = {rec / m:6.1f}"
+            )
+    return 0
+
+
+def powers_kernel(Ab, Bb, C, L):
+    """K[l] = C Ab^l Bb, with v_l = Ab^l Bb formed one product at a time."""
+    v, K = Bb.unsqueeze(-1), []
+    for _ in range(L):
+        K.append((C.unsqueeze(-2) @ v)[..., 0, 0])
+        v = Ab @ v
+    return torch.stack(K, -1)
+
+
+def kernels(args):
+    """Time S4D's Vandermonde kernel against materialising Ab^l."""
+    gen = torch.Generator().manual_seed(1)
+    H, M = args.channels, 32
+    A = s4d_lin(2 * M).expand(H, M)  # (H, M) complex128
+    C = torch.randn(H, M, dtype=torch.complex128, generator=gen)
+    dt = torch.exp(
+        torch.empty(H, dtype=torch.float64).uniform_(-6.9, -2.3, generator=gen)
+    )
+    # the same system as dense (H, 2M, 2M) matrices, conjugates included
+    A_full = torch.cat([A, A.conj()], -1)
+    Ab = torch.diag_embed(torch.exp(dt[:, None] * A_full))
+    Bb = torch.expm1(dt[:, None] * A_full) / A_full
+    C_full = torch.cat([C, C.conj()], -1)
+    print(
+        f"S4D kernel, CPU complex128, H={H} N={2 * M}, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads, load "
+        f"average {os.getloadavg()[0]:.2f}, median of {args.repeats} "
+        "interleaved repeats"
+    )
+    for L in args.lengths:
+        runs = {
+            "Vandermonde": lambda: s4d_kernel(A, torch.ones_like(A), C, dt, L),
+            "doubling": lambda: ssm_kernel(Ab, Bb, C_full, L).real,
+        }
+        runs["powers"] = lambda: powers_kernel(Ab, Bb, C_full, L).real
+        K = runs["Vandermonde"]()
+        for name, run in runs.items():
+            rel = ((run() - K).norm() / K.norm()).item()
+            assert rel < 1e-9, f"{name} disagrees: relative error {rel:.1e}"
+        times = {name: [] for name in runs}
+        for _ in range(args.repeats):
+            for name, run in runs.items():
+                times[name].append(seconds(run))
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        fast = medians["Vandermonde"]
+        print(f"L = {L}")
+        for name, m in medians.items():
+            print(
+                f"  {name:<12} {1000 * m:10.2f} ms   "
+                f"this / Vandermonde = {m / fast:8.1f}"
             )
     return 0
 

@@ -1,0 +1,364 @@
+"""The adding problem at T = 1000: an S4D model against an LSTM.
+
+Chapter 6's experiment. The task is :func:`rnnbook.tasks.adding_problem`
+with its distractors silenced (:func:`adding_batch`): every value that is
+not marked is set to 0, so the answer still lies 500 to 1000 steps back but
+the steps in between carry no noise, as in Hochreiter & Schmidhuber's
+(1997) noise-free long-lag experiments. One S4D run per seed in
+``Config.noisy_seeds`` also trains on the original, noisy task. Both
+models have about the same number of parameters, take the same number of
+Adam updates on the same batches, and are tested on the same fresh
+sequences:
+
+- S4D: :class:`rnnbook.s4d.S4DModel` (two S4D-Lin layers), Adam with the
+  SSM parameters at a smaller learning rate (S4D's recipe);
+- LSTM: Chapter 3's :class:`rnnbook.gated.LSTM` initialization with the
+  forget-gate bias at 1, run by ``torch.nn.LSTM``'s kernels (Chapter 3
+  shows the two compute the same function), gradient norms clipped at 1,
+  and its learning rate tuned: every rate of ``Config.lstm_lrs`` is run
+  and all are recorded, so the chapter can show the best.
+
+Usage::
+
+    python -m rnnbook.experiments.s4d_vs_lstm          # the chapter's data
+    python -m rnnbook.experiments.s4d_vs_lstm --tiny --out /tmp/tiny.json
+
+The comparison is paired: at a (length, seed) cell the data and test
+generators come from :class:`numpy.random.SeedSequence` streams keyed by
+the cell alone (:func:`run_seeds`), shared by every model and learning
+rate. The result file holds the configuration, each run's seeds, its
+training curve (mean loss per block of ``record_every`` updates) and test
+error, the command, versions and seconds; it is written atomically.
+"""
+
+import argparse
+import multiprocessing
+import pathlib
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from rnnbook.experiments._io import (
+    check_output_path,
+    data_dir,
+    write_json_atomic,
+)
+from rnnbook.gated import LSTM
+from rnnbook.s4d import S4DModel, ssm_parameters
+from rnnbook.tasks import adding_problem
+from rnnbook.train import train
+
+ENTROPY = 20221018
+"""The root of every run's seed streams (changing it re-draws every run)."""
+
+BASELINE_MSE = 1 / 24
+"""The test error of always predicting 0.5 (rnnbook.tasks.adding_problem)."""
+
+TASKS = ("silent", "noisy")
+"""The adding problem with its distractors set to 0, and the original."""
+
+
+@dataclass
+class Config:
+    lengths: tuple = (1000,)
+    seeds: int = 5
+    noisy_seeds: int = 2  # S4D runs on the noisy task
+    updates: int = 800
+    batch_size: int = 16
+    s4d_channels: int = 16  # H
+    s4d_state: int = 32  # N
+    s4d_layers: int = 2
+    s4d_lr: float = 1e-2
+    s4d_ssm_lr: float = 1e-3
+    lstm_hidden: int = 26  # about the S4D model's parameter count
+    lstm_lrs: tuple = (1e-3, 3e-3, 1e-2)
+    lstm_forget_bias: float = 1.0
+    clip: float = 1.0
+    n_test: int = 1000
+    record_every: int = 10
+
+
+TINY = Config(
+    lengths=(12, 20),
+    seeds=1,
+    updates=6,
+    batch_size=4,
+    s4d_channels=4,
+    s4d_state=4,
+    lstm_hidden=4,
+    lstm_lrs=(1e-2,),
+    n_test=16,
+    record_every=2,
+)
+
+
+class LSTMRegressor(nn.Module):
+    """An LSTM and a linear read-out of its last output: x (B, T, D) ->
+    ``(y, hs)``, y (B,) and the outputs hs (B, T, H).
+
+    Initialized as :class:`rnnbook.gated.LSTM` with ``forget_bias``, then
+    run by ``torch.nn.LSTM`` (the same function, Chapter 3; faster).
+    """
+
+    def __init__(self, D, H, forget_bias=1.0):
+        super().__init__()
+        self.lstm = nn.LSTM(D, H, batch_first=True)
+        self.lstm.load_state_dict(
+            LSTM(D, H, forget_bias=forget_bias).state_dict()
+        )
+        self.readout = nn.Linear(H, 1)
+
+    def forward(self, x):
+        hs, _ = self.lstm(x)  # (B, T, H)
+        return self.readout(hs[:, -1]).squeeze(-1), hs
+
+
+class S4DRegressor(nn.Module):
+    """:class:`rnnbook.s4d.S4DModel` read at the last step: x (B, T, D) ->
+    ``(y, hs)``, y (B,) and the last layer's features hs (B, T, H)."""
+
+    def __init__(self, D, H, N, n_layers, generator=None):
+        super().__init__()
+        self.model = S4DModel(
+            D, 1, H=H, N=N, n_layers=n_layers, generator=generator
+        )
+
+    def forward(self, x):
+        y, hs = self.model(x)  # (B, T, 1), (B, T, H)
+        return y[:, -1, 0], hs
+
+
+def n_parameters(model):
+    """The number of trained numbers in ``model``."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def run_seeds(T, seed):
+    """The seeds of the (length, seed) cell: ``{"init", "data", "test"}``.
+
+    Each is a 64-bit integer from its own :class:`numpy.random.SeedSequence`
+    stream, spawned from ``SeedSequence(ENTROPY, spawn_key=(T, seed))``.
+    Models and learning rates are not part of the key: all runs of a cell
+    share the data and the test set, which makes the comparison paired.
+    """
+    cell = np.random.SeedSequence(ENTROPY, spawn_key=(T, seed))
+    return {
+        name: int(s.generate_state(1, dtype=np.uint64)[0])
+        for name, s in zip(("init", "data", "test"), cell.spawn(3))
+    }
+
+
+def make_model(config, model):
+    """A new S4D or LSTM regressor of ``config`` (random init)."""
+    if model == "S4D":
+        return S4DRegressor(
+            2, config.s4d_channels, config.s4d_state, config.s4d_layers
+        )
+    return LSTMRegressor(2, config.lstm_hidden, config.lstm_forget_bias)
+
+
+def make_optimizer(model, lr, ssm_lr=None):
+    """Adam; an S4D model's SSM parameters get ``ssm_lr`` (S4D's recipe)."""
+    slow = ssm_parameters(model) if ssm_lr is not None else []
+    ids = {id(p) for p in slow}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    groups = [{"params": rest}]
+    if slow:
+        groups.append({"params": slow, "lr": ssm_lr})
+    return torch.optim.Adam(groups, lr=lr)
+
+
+def adding_batch(n, T, generator, task="silent"):
+    """An adding-problem batch ``(inputs (n, T, 2), targets (n,))``.
+
+    ``task="noisy"`` is :func:`rnnbook.tasks.adding_problem` unchanged;
+    ``"silent"`` draws the same batch and sets every unmarked value to 0
+    (value times marker), leaving the targets as they were.
+    """
+    if task not in TASKS:
+        raise ValueError(f"expected task one of {TASKS}, got {task!r}")
+    x, y = adding_problem(n, T, generator)
+    if task == "silent":
+        x[..., 0] *= x[..., 1]
+    return x, y
+
+
+def batches(n, T, generator, device, task="silent"):
+    """A function drawing batches of ``task`` onto ``device``."""
+
+    def make_batch():
+        x, y = adding_batch(n, T, generator, task)  # drawn on the CPU
+        return x.to(device), y.to(device)
+
+    return make_batch
+
+
+@torch.no_grad()
+def test_mse(model, T, n, seed, device="cpu", task="silent", chunk=250):
+    """Mean squared error on ``n`` fresh sequences of length T."""
+    gen = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for start in range(0, n, chunk):
+        x, y = batches(min(chunk, n - start), T, gen, device, task)()
+        total += F.mse_loss(model(x)[0], y, reduction="sum").item()
+    return total / n
+
+
+def run_one(job):
+    """Train one model on one cell; return a dict describing the run."""
+    config, task, model_name, lr, T, seed, device = job
+    seeds = run_seeds(T, seed)
+    torch.manual_seed(seeds["init"])
+    model = make_model(config, model_name).to(device)
+    ssm_lr = config.s4d_ssm_lr if model_name == "S4D" else None
+    data = torch.Generator().manual_seed(seeds["data"])
+    start = time.perf_counter()
+    history = train(
+        model,
+        batches(config.batch_size, T, data, device, task),
+        config.updates,
+        optimizer=make_optimizer(model, lr, ssm_lr),
+        loss_fn=F.mse_loss,
+        clip=config.clip,
+        progress=False,
+    )
+    k = config.record_every
+    losses = np.asarray(history.loss)
+    curve = losses[: len(losses) // k * k].reshape(-1, k).mean(1)
+    error = (
+        test_mse(model, T, config.n_test, seeds["test"], device, task)
+        if history.stopped is None
+        else None
+    )
+    return {
+        "task": task,
+        "model": model_name,
+        "lr": lr,
+        "T": T,
+        "seed": seed,
+        "seeds": seeds,
+        "parameters": n_parameters(model),
+        "curve": [round(float(v), 6) for v in curve],
+        "test_mse": error,
+        "updates_done": history.updates,
+        "stopped": history.stopped,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def jobs(config, device="cpu"):
+    """Every (task, model, lr, length, seed) run."""
+    runs = [("S4D", config.s4d_lr)] + [("LSTM", lr) for lr in config.lstm_lrs]
+    todo = [
+        (config, "silent", model, lr, T, seed, device)
+        for T in sorted(config.lengths, reverse=True)
+        for seed in range(config.seeds)
+        for model, lr in runs
+    ]
+    return todo + [
+        (config, "noisy", "S4D", config.s4d_lr, T, seed, device)
+        for T in sorted(config.lengths, reverse=True)
+        for seed in range(config.noisy_seeds)
+    ]
+
+
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def run(config, workers=1, device="cpu", progress=True):
+    """Every run of ``config``; returns the list of run dicts."""
+    todo = jobs(config, str(device))
+    bar = tqdm(total=len(todo), disable=not progress, desc="s4d_vs_lstm")
+    results = []
+
+    def done(result):
+        results.append(result)
+        bar.set_postfix_str(
+            f"{result['task']} {result['model']} lr={result['lr']:g} "
+            f"T={result['T']} "
+            f"seed {result['seed']}: test MSE {result['test_mse']}"
+        )
+        bar.update()
+
+    if workers == 1:
+        _one_thread()
+        for job in todo:
+            done(run_one(job))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(workers, initializer=_one_thread) as pool:
+            for result in pool.imap_unordered(run_one, todo):
+                done(result)
+    bar.close()
+    return sorted(
+        results,
+        key=lambda r: (r["task"], r["T"], r["model"], r["lr"], r["seed"]),
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--tiny", action="store_true", help="seconds long, for tests"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes (default 1)"
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device for the models (default cpu)",
+    )
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        help="result file (default chapters/data/s4d_vs_lstm.json)",
+    )
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"expected --workers >= 1, got {args.workers}")
+    try:
+        device = torch.device(args.device)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:
+        parser.error(f"cannot use --device {args.device!r}: {err}")
+    config = TINY if args.tiny else Config()
+    out = args.out or data_dir() / (
+        "s4d_vs_lstm_tiny.json" if args.tiny else "s4d_vs_lstm.json"
+    )
+    try:
+        out = check_output_path(out)  # before the work, not after it
+    except ValueError as err:
+        parser.error(str(err))
+    start = time.perf_counter()
+    runs = run(config, workers=args.workers, device=device)
+    seconds = time.perf_counter() - start
+    result = {
+        "command": "python -m rnnbook.experiments.s4d_vs_lstm"
+        + (" --tiny" if args.tiny else ""),
+        "workers": args.workers,
+        "device": str(device),
+        "seconds": round(seconds, 1),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "config": asdict(config),
+        "baseline_mse": BASELINE_MSE,
+        "seed_entropy": ENTROPY,
+        "runs": runs,
+    }
+    write_json_atomic(out, result)
+    print(f"wrote {len(runs)} runs to {out} in {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -435,12 +435,13 @@ def legendre_basis(N, s):
 
 
 def hippo_legs_online(u, N):
-    """The HiPPO-LegS state of every prefix of u: x_k projects u_0..u_k.
+    """The HiPPO-LegS state of every prefix of u: x_k projects u_1..u_k.
 
     HiPPO-LegS's time-varying ODE (Gu et al., 2020, Theorem 2, written
     with :func:`hippo_legs`'s sign) x'(t) = (A x(t) + B u(t)) / t,
     discretized by the bilinear transform with the step dt = 1/k at step
-    k = 1, 2, ... (equation ch6-legs-discrete):
+    k = 1, 2, ... from x_0 = 0 (equation ch6-legs-discrete, samples
+    u_1, u_2, ... counted from 1):
 
         x_k = (I - A/(2k))^{-1} ((I + A/(2k)) x_{k-1} + B u_k / k).
 
@@ -451,7 +452,8 @@ def hippo_legs_online(u, N):
         u: (..., L) input sequence. N: the state size, >= 1.
 
     Returns:
-        (..., L, N): x_k for k = 0..L-1 (x for the prefix u_0..u_k).
+        (..., L, N): x_1, ..., x_L; index k - 1 holds x_k, the state
+        after the first k samples ``u[..., :k]``.
     """
     u = _tensor("u", u, 1, "(..., L)")
     if u.is_complex():

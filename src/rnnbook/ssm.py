@@ -435,15 +435,15 @@ def legendre_basis(N, s):
 
 
 def hippo_legs_online(u, N):
-    """The HiPPO-LegS state of every prefix of u: x_k projects u_1..u_k.
+    """The HiPPO-LegS state of every prefix of u: x_k projects u_0..u_k.
 
     HiPPO-LegS's time-varying ODE (Gu et al., 2020, Theorem 2, written
     with :func:`hippo_legs`'s sign) x'(t) = (A x(t) + B u(t)) / t,
-    discretized by the bilinear transform with the step dt = 1/k at step
-    k = 1, 2, ... from x_0 = 0 (equation ch6-legs-discrete, samples
-    u_1, u_2, ... counted from 1):
+    discretized by the bilinear transform with the step dt = 1/(k+1) at
+    input k = 0, 1, ... (k + 1 samples have arrived), from x_{-1} = 0 as
+    in :func:`ssm_states` (equation ch6-legs-discrete), with j = k + 1:
 
-        x_k = (I - A/(2k))^{-1} ((I + A/(2k)) x_{k-1} + B u_k / k).
+        x_k = (I - A/(2j))^{-1} ((I + A/(2j)) x_{k-1} + B u_k / j).
 
     The step shrinks as the window grows, so the measure is uniform over
     the whole history: no timescale to choose.
@@ -452,8 +452,8 @@ def hippo_legs_online(u, N):
         u: (..., L) input sequence. N: the state size, >= 1.
 
     Returns:
-        (..., L, N): x_1, ..., x_L; index k - 1 holds x_k, the state
-        after the first k samples ``u[..., :k]``.
+        (..., L, N): x_k for k = 0..L-1, the state after the samples
+        u_0..u_k (``u[..., :k+1]``).
     """
     u = _tensor("u", u, 1, "(..., L)")
     if u.is_complex():

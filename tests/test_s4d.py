@@ -237,8 +237,9 @@ def test_experiment_tiny_run_writes_a_complete_result(tmp_path):
     result = json.loads(out.read_text())
     assert result["command"].endswith("--tiny") and result["seconds"] > 0
     tiny = exp.TINY
-    per_seed = 1 + len(tiny.lstm_lrs)
-    expected = len(tiny.lengths) * (tiny.seeds * per_seed + tiny.noisy_seeds)
+    per_seed = 2 + len(tiny.lstm_lrs)  # S4D, the LSTMs, LSTM-chrono
+    noisy = 2 * tiny.noisy_seeds  # S4D and LSTM-chrono
+    expected = len(tiny.lengths) * (tiny.seeds * per_seed + noisy)
     assert len(result["runs"]) == expected
     for run in result["runs"]:
         assert len(run["curve"]) == tiny.updates // tiny.record_every
@@ -285,3 +286,48 @@ def test_lstm_regressor_starts_from_chapter_3s_initialization():
     torch.testing.assert_close(b[5:10], torch.ones(5))  # forget gate
     y, hs = model(torch.zeros(3, 7, 2))
     assert y.shape == (3,) and hs.shape == (3, 7, 5)
+
+
+def test_chrono_init_sets_log_uniform_forget_and_opposite_input_biases():
+    from torch import nn
+
+    from rnnbook.experiments.s4d_vs_lstm import LSTMRegressor, chrono_init_
+
+    H, T_max = 4000, 1000
+    lstm = nn.LSTM(2, H)
+    chrono_init_(lstm, T_max, torch.Generator().manual_seed(0))
+    b = (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach().double()
+    b_i, b_f = b[:H], b[H : 2 * H]
+    torch.testing.assert_close(b_i, -b_f)
+    # exp(b_f) ~ U[1, T_max - 1]: its range, mean and quartiles
+    u = torch.exp(b_f)
+    assert 1 <= float(u.min()) and float(u.max()) <= T_max - 1
+    mid = (1 + T_max - 1) / 2
+    assert abs(float(u.mean()) - mid) < 0.03 * mid
+    q = torch.quantile(u, torch.tensor([0.25, 0.75], dtype=u.dtype))
+    expected = torch.tensor([1 + 0.25 * 998, 1 + 0.75 * 998], dtype=u.dtype)
+    torch.testing.assert_close(q, expected, rtol=0.05, atol=0)
+    model = LSTMRegressor(2, 5, chrono=50)
+    b = model.lstm.bias_ih_l0 + model.lstm.bias_hh_l0
+    assert bool(torch.all(b[5:10] >= 0)) and bool(torch.all(b[5:10] <= 4))
+    with pytest.raises(TypeError, match="int T_max"):
+        chrono_init_(lstm, 10.0)
+    with pytest.raises(ValueError, match="T_max >= 3"):
+        chrono_init_(lstm, 2)
+    with pytest.raises(TypeError, match="torch.nn.LSTM"):
+        chrono_init_(nn.GRU(2, 3), 10)
+
+
+def test_s4d_model_is_post_norm_and_every_parameter_is_used():
+    torch.manual_seed(0)
+    model = S4DModel(3, 2, H=4, N=4, n_layers=2).double()
+    x = torch.randn(2, 9, 3, dtype=torch.float64)
+    y, hs = model(x)
+    # post-norm: h = LayerNorm(h + layer(h)), the decoder reads h
+    h = model.encoder(x)
+    for norm, layer in zip(model.norms, model.layers):
+        h = norm(h + layer(h))
+    torch.testing.assert_close(hs, h)
+    torch.testing.assert_close(y, model.decoder(h))
+    y.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())

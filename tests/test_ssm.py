@@ -500,13 +500,12 @@ def test_hippo_legs_online_equals_a_slow_loop():
     xs = hippo_legs_online(u, 5)
     A, B = hippo_legs(5)
     eye = torch.eye(5, dtype=torch.float64)
-    x = torch.zeros(2, 5, dtype=torch.float64)
-    for k in range(1, 31):
-        inv = torch.linalg.inv(eye - A / (2 * k))
-        x = (
-            inv @ ((eye + A / (2 * k)) @ x.T + B[:, None] * u[:, k - 1] / k)
-        ).T
-        torch.testing.assert_close(xs[:, k - 1], x)
+    x = torch.zeros(2, 5, dtype=torch.float64)  # x_{-1}
+    for k in range(30):  # input k; j = k + 1 samples have arrived
+        j = k + 1
+        inv = torch.linalg.inv(eye - A / (2 * j))
+        x = (inv @ ((eye + A / (2 * j)) @ x.T + B[:, None] * u[:, k] / j)).T
+        torch.testing.assert_close(xs[:, k], x)
 
 
 def test_hippo_legs_online_reconstructs_a_smooth_history():

@@ -315,9 +315,9 @@ class S4DLayer(nn.Module):
 class S4DModel(nn.Module):
     """A small S4D network: encoder, residual S4D blocks, decoder.
 
-        h = x W_enc^T + b_enc                          (B, T, H)
-        h = h + S4DLayer(LayerNorm(h))    n_layers times (pre-norm)
-        hs = LayerNorm(h),   y = hs W_dec^T + b_dec    (B, T, O)
+        h = x W_enc^T + b_enc                           (B, T, H)
+        h = LayerNorm(h + S4DLayer(h))   n_layers times (post-norm)
+        hs = h,   y = hs W_dec^T + b_dec                (B, T, O)
 
     Every layer is causal, so y[:, t] depends on x[:, :t+1] only.
 
@@ -352,7 +352,6 @@ class S4DModel(nn.Module):
             for _ in range(n_layers)
         )
         self.norms = nn.ModuleList(nn.LayerNorm(H) for _ in range(n_layers))
-        self.norm = nn.LayerNorm(H)
         self.decoder = nn.Linear(H, _length("O", O))
 
     def forward(self, x):

@@ -439,10 +439,11 @@ def hippo_legs_online(u, N):
 
     HiPPO-LegS's time-varying ODE (Gu et al., 2020, Theorem 2, written
     with :func:`hippo_legs`'s sign) x'(t) = (A x(t) + B u(t)) / t,
-    discretized by the bilinear transform with the step dt = 1/k at step
-    k = 1, 2, ... (equation ch6-legs-discrete):
+    discretized by the bilinear transform with the step dt = 1/(k+1) at
+    input k = 0, 1, ... (k + 1 samples have arrived), from x_{-1} = 0 as
+    in :func:`ssm_states` (equation ch6-legs-discrete), with j = k + 1:
 
-        x_k = (I - A/(2k))^{-1} ((I + A/(2k)) x_{k-1} + B u_k / k).
+        x_k = (I - A/(2j))^{-1} ((I + A/(2j)) x_{k-1} + B u_k / j).
 
     The step shrinks as the window grows, so the measure is uniform over
     the whole history: no timescale to choose.
@@ -451,7 +452,8 @@ def hippo_legs_online(u, N):
         u: (..., L) input sequence. N: the state size, >= 1.
 
     Returns:
-        (..., L, N): x_k for k = 0..L-1 (x for the prefix u_0..u_k).
+        (..., L, N): x_k for k = 0..L-1, the state after the samples
+        u_0..u_k (``u[..., :k+1]``).
     """
     u = _tensor("u", u, 1, "(..., L)")
     if u.is_complex():

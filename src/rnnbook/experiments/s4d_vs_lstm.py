@@ -4,11 +4,11 @@ Chapter 6's experiment. The task is :func:`rnnbook.tasks.adding_problem`
 with its distractors silenced (:func:`adding_batch`): every value that is
 not marked is set to 0, so the answer still lies 500 to 1000 steps back but
 the steps in between carry no noise, as in Hochreiter & Schmidhuber's
-(1997) noise-free long-lag experiments. One S4D run per seed in
-``Config.noisy_seeds`` also trains on the original, noisy task. Both
-models have about the same number of parameters, take the same number of
-Adam updates on the same batches, and are tested on the same fresh
-sequences:
+(1997) noise-free long-lag experiments. On each seed of
+``Config.noisy_seeds`` the S4D model and the chrono LSTM also train on the
+original, noisy task. The models have about the same number of
+parameters, take the same number of Adam updates on the same batches, and
+are tested on the same fresh sequences:
 
 - S4D: :class:`rnnbook.s4d.S4DModel` (two S4D-Lin layers), Adam with the
   SSM parameters at a smaller learning rate (S4D's recipe);
@@ -16,7 +16,9 @@ sequences:
   forget-gate bias at 1, run by ``torch.nn.LSTM``'s kernels (Chapter 3
   shows the two compute the same function), gradient norms clipped at 1,
   and its learning rate tuned: every rate of ``Config.lstm_lrs`` is run
-  and all are recorded, so the chapter can show the best.
+  and all are recorded, so the chapter can show the best;
+- LSTM-chrono: the same LSTM with Tallec & Ollivier's (2018) chrono
+  initialization (:func:`chrono_init_`), at ``Config.chrono_lr``.
 
 Usage::
 
@@ -68,7 +70,7 @@ TASKS = ("silent", "noisy")
 class Config:
     lengths: tuple = (1000,)
     seeds: int = 5
-    noisy_seeds: int = 2  # S4D runs on the noisy task
+    noisy_seeds: int = 5  # S4D and LSTM-chrono runs on the noisy task
     updates: int = 800
     batch_size: int = 16
     s4d_channels: int = 16  # H
@@ -79,6 +81,7 @@ class Config:
     lstm_hidden: int = 26  # about the S4D model's parameter count
     lstm_lrs: tuple = (1e-3, 3e-3, 1e-2)
     lstm_forget_bias: float = 1.0
+    chrono_lr: float = 1e-3  # LSTM-chrono: the best rate of lstm_lrs
     clip: float = 1.0
     n_test: int = 1000
     record_every: int = 10
@@ -92,7 +95,9 @@ TINY = Config(
     s4d_channels=4,
     s4d_state=4,
     lstm_hidden=4,
+    noisy_seeds=1,
     lstm_lrs=(1e-2,),
+    chrono_lr=1e-2,
     n_test=16,
     record_every=2,
 )
@@ -103,20 +108,48 @@ class LSTMRegressor(nn.Module):
     ``(y, hs)``, y (B,) and the outputs hs (B, T, H).
 
     Initialized as :class:`rnnbook.gated.LSTM` with ``forget_bias``, then
-    run by ``torch.nn.LSTM`` (the same function, Chapter 3; faster).
+    run by ``torch.nn.LSTM`` (the same function, Chapter 3; faster). With
+    ``chrono=T_max`` the gate biases are then set by :func:`chrono_init_`.
     """
 
-    def __init__(self, D, H, forget_bias=1.0):
+    def __init__(self, D, H, forget_bias=1.0, chrono=None):
         super().__init__()
         self.lstm = nn.LSTM(D, H, batch_first=True)
         self.lstm.load_state_dict(
             LSTM(D, H, forget_bias=forget_bias).state_dict()
         )
+        if chrono is not None:
+            chrono_init_(self.lstm, chrono)
         self.readout = nn.Linear(H, 1)
 
     def forward(self, x):
         hs, _ = self.lstm(x)  # (B, T, H)
         return self.readout(hs[:, -1]).squeeze(-1), hs
+
+
+@torch.no_grad()
+def chrono_init_(lstm, T_max, generator=None):
+    """Tallec & Ollivier's (2018, section 4) chrono initialization, in place.
+
+    For each unit the forget gate's total bias is b_f = log u with
+    u ~ U[1, T_max - 1], and the input gate's is b_i = -b_f, so the units'
+    characteristic forgetting times spread between 1 and T_max steps.
+    ``lstm`` is a one-layer ``torch.nn.LSTM`` (gate rows i, f, g, o); the
+    values go into ``bias_ih_l0``, and ``bias_hh_l0`` is zeroed at those
+    rows. ``generator``: a ``torch.Generator`` for the draw, or None.
+    """
+    if not isinstance(lstm, nn.LSTM) or lstm.num_layers != 1 or not lstm.bias:
+        raise TypeError("expected a one-layer torch.nn.LSTM with biases")
+    if isinstance(T_max, bool) or not isinstance(T_max, (int, np.integer)):
+        raise TypeError(f"expected an int T_max, got {type(T_max).__name__}")
+    if T_max < 3:
+        raise ValueError(f"expected T_max >= 3, got {T_max}")
+    H = lstm.hidden_size
+    u = torch.rand(H, generator=generator, dtype=torch.float64)
+    b_f = torch.log(1 + u * (T_max - 2)).to(lstm.bias_ih_l0.dtype)
+    lstm.bias_ih_l0[:H] = -b_f  # input gate
+    lstm.bias_ih_l0[H : 2 * H] = b_f  # forget gate
+    lstm.bias_hh_l0[: 2 * H] = 0
 
 
 class S4DRegressor(nn.Module):
@@ -154,13 +187,22 @@ def run_seeds(T, seed):
     }
 
 
-def make_model(config, model):
-    """A new S4D or LSTM regressor of ``config`` (random init)."""
+MODELS = ("S4D", "LSTM", "LSTM-chrono")
+"""The models by name; LSTM-chrono's T_max is the sequence length."""
+
+
+def make_model(config, model, T):
+    """A new regressor ``model`` of :data:`MODELS` (random init), for T."""
+    if model not in MODELS:
+        raise ValueError(f"expected model one of {MODELS}, got {model!r}")
     if model == "S4D":
         return S4DRegressor(
             2, config.s4d_channels, config.s4d_state, config.s4d_layers
         )
-    return LSTMRegressor(2, config.lstm_hidden, config.lstm_forget_bias)
+    chrono = T if model == "LSTM-chrono" else None
+    return LSTMRegressor(
+        2, config.lstm_hidden, config.lstm_forget_bias, chrono
+    )
 
 
 def make_optimizer(model, lr, ssm_lr=None):
@@ -215,7 +257,7 @@ def run_one(job):
     config, task, model_name, lr, T, seed, device = job
     seeds = run_seeds(T, seed)
     torch.manual_seed(seeds["init"])
-    model = make_model(config, model_name).to(device)
+    model = make_model(config, model_name, T).to(device)
     ssm_lr = config.s4d_ssm_lr if model_name == "S4D" else None
     data = torch.Generator().manual_seed(seeds["data"])
     start = time.perf_counter()
@@ -255,6 +297,8 @@ def run_one(job):
 def jobs(config, device="cpu"):
     """Every (task, model, lr, length, seed) run."""
     runs = [("S4D", config.s4d_lr)] + [("LSTM", lr) for lr in config.lstm_lrs]
+    runs.append(("LSTM-chrono", config.chrono_lr))
+    noisy = [("S4D", config.s4d_lr), ("LSTM-chrono", config.chrono_lr)]
     todo = [
         (config, "silent", model, lr, T, seed, device)
         for T in sorted(config.lengths, reverse=True)
@@ -262,9 +306,10 @@ def jobs(config, device="cpu"):
         for model, lr in runs
     ]
     return todo + [
-        (config, "noisy", "S4D", config.s4d_lr, T, seed, device)
+        (config, "noisy", model, lr, T, seed, device)
         for T in sorted(config.lengths, reverse=True)
         for seed in range(config.noisy_seeds)
+        for model, lr in noisy
     ]
 
 

@@ -532,3 +532,13 @@ def test_hippo_additions_reject_bad_input():
     with pytest.raises(TypeError, match="real u"):
         hippo_legs_online(torch.zeros(4, dtype=torch.complex128), 3)
     assert hippo_legs_online(torch.zeros(2, 0), 3).shape == (2, 0, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+def test_causal_conv_of_an_empty_batch_is_empty(dtype):
+    """No sequences in, no sequences out (the FFT backend rejects empty
+    transforms, so the function must not call it)."""
+    u = torch.zeros(0, 3, 8, dtype=dtype)
+    K = torch.ones(8, dtype=dtype)
+    y = causal_conv(u, K)
+    assert y.shape == (0, 3, 8) and y.dtype == dtype

@@ -5,6 +5,7 @@ package also ships as :mod:`rnnbook.data`, so a chapter opened alone (on
 Colab, say) reads them with :func:`load_result` from the installed package.
 """
 
+import argparse
 import json
 import os
 import pathlib
@@ -86,3 +87,84 @@ def write_json_atomic(path, obj):
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def experiment_parser(doc, *, tiny=True, workers=None, device=False):
+    """The command line every experiment script shares.
+
+    Args:
+        doc: the script's module docstring; its first line is the
+            description ``--help`` shows.
+        tiny: offer ``--tiny`` (a seconds-long configuration, for tests).
+        workers: the default of ``--workers`` (processes), or ``None`` for
+            a script without it.
+        device: offer ``--device`` (a torch device, default ``cpu``).
+
+    Returns:
+        An :class:`argparse.ArgumentParser` with ``--out`` and the options
+        asked for; the script adds its own, then calls
+        :func:`parse_experiment_args`.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if tiny:
+        parser.add_argument(
+            "--tiny",
+            action="store_true",
+            help="a seconds-long configuration, for tests",
+        )
+    if workers is not None:
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=workers,
+            help=f"processes, one thread each (default {workers})",
+        )
+    if device:
+        parser.add_argument(
+            "--device", default="cpu", help="torch device (default cpu)"
+        )
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        help="result file (default: chapters/data/, see the docstring)",
+    )
+    return parser
+
+
+def parse_experiment_args(parser, argv, default_name):
+    """Parse ``argv`` and check the shared options before any work starts.
+
+    ``--workers`` must be at least 1, ``--device`` must name a device torch
+    can allocate on (it becomes a :class:`torch.device`), and ``--out``
+    (default ``data_dir() / default_name``) must be a writable ``.json``
+    path; each failure exits through ``parser.error`` with a message.
+
+    Args:
+        parser: from :func:`experiment_parser`.
+        argv: the arguments, or ``None`` for ``sys.argv``.
+        default_name: the result file's name in ``chapters/data/``, or a
+            function of the parsed arguments returning it (e.g. a different
+            name for ``--tiny``).
+
+    Returns:
+        The parsed arguments, with ``out`` a checked :class:`pathlib.Path`.
+    """
+    args = parser.parse_args(argv)
+    if getattr(args, "workers", 1) < 1:
+        parser.error(f"expected --workers >= 1, got {args.workers}")
+    if hasattr(args, "device"):
+        import torch
+
+        try:
+            device = torch.device(args.device)
+            torch.empty(0, device=device)
+        except (RuntimeError, ValueError, AssertionError) as err:
+            parser.error(f"cannot use --device {args.device!r}: {err}")
+        args.device = device
+    name = default_name(args) if callable(default_name) else default_name
+    try:
+        args.out = check_output_path(args.out or data_dir() / name)
+    except ValueError as err:
+        parser.error(str(err))
+    return args

@@ -29,10 +29,8 @@ The result file records the configuration, seeds, command, versions and
 seconds, and is written atomically.
 """
 
-import argparse
 import dataclasses
 import functools
-import pathlib
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -44,8 +42,8 @@ import torch
 from tqdm.auto import tqdm
 
 from rnnbook.experiments._io import (
-    check_output_path,
-    data_dir,
+    experiment_parser,
+    parse_experiment_args,
     write_json_atomic,
 )
 from rnnbook.seq2seq import greedy_decode, seq2seq_model, sequence_loss
@@ -426,19 +424,7 @@ def date_alignments(model, vocab, examples):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--tiny", action="store_true", help="seconds, for tests"
-    )
-    parser.add_argument(
-        "--device", default="cpu", help="torch device (default cpu)"
-    )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=None,
-        help="result file (default chapters/data/bahdanau_lengths.json)",
-    )
+    parser = experiment_parser(__doc__, device=True)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (default 1)"
     )
@@ -452,27 +438,21 @@ def main(argv=None):
         help="RNNencdec's hidden size (default: the same as RNNsearch's; "
         "69 matches RNNsearch's parameter count)",
     )
-    args = parser.parse_args(argv)
+    args = parse_experiment_args(
+        parser,
+        argv,
+        lambda a: "bahdanau_tiny.json" if a.tiny else "bahdanau_lengths.json",
+    )
     if args.plain_hidden is not None and args.plain_hidden < 1:
         parser.error(f"expected --plain-hidden >= 1, got {args.plain_hidden}")
     if args.threads < 1:
         parser.error(f"expected --threads >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
-    try:
-        device = torch.device(args.device)
-        torch.empty(1, device=device)
-    except (RuntimeError, ValueError) as err:
-        parser.error(f"cannot use --device {args.device!r}: {err}")
+    device = args.device
     config = TINY if args.tiny else Config()
     if args.plain_hidden is not None:
         config = dataclasses.replace(config, plain_hidden=args.plain_hidden)
-    out = args.out or data_dir() / (
-        "bahdanau_tiny.json" if args.tiny else "bahdanau_lengths.json"
-    )
-    try:
-        out = check_output_path(out)  # before the work, not after it
-    except ValueError as err:
-        parser.error(str(err))
+    out = args.out
     progress = not args.no_progress
     start = time.perf_counter()
     runs = []

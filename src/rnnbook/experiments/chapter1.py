@@ -25,8 +25,6 @@ atomically. Float32 training on CPU is not bit-reproducible across
 machines, so a re-run agrees with the file closely, not exactly.
 """
 
-import argparse
-import pathlib
 import platform
 import sys
 import time
@@ -37,8 +35,8 @@ import torch
 from tqdm.auto import tqdm
 
 from rnnbook.experiments._io import (
-    check_output_path,
-    data_dir,
+    experiment_parser,
+    parse_experiment_args,
     write_json_atomic,
 )
 from rnnbook.truncated import train_chunked
@@ -104,27 +102,14 @@ def one_run(config, sweep, chunk, seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--tiny",
-        action="store_true",
-        help="a seconds-long configuration, for tests",
+    parser = experiment_parser(__doc__)
+    args = parse_experiment_args(
+        parser,
+        argv,
+        lambda a: "chapter1_tiny.json" if a.tiny else "chapter1_chunks.json",
     )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=None,
-        help="result file (default chapters/data/chapter1_chunks.json)",
-    )
-    args = parser.parse_args(argv)
     config = TINY if args.tiny else Config()
-    out = args.out or data_dir() / (
-        "chapter1_tiny.json" if args.tiny else "chapter1_chunks.json"
-    )
-    try:
-        out = check_output_path(out)  # before the work, not after it
-    except ValueError as err:
-        parser.error(str(err))
+    out = args.out
     torch.set_num_threads(1)  # tiny matrices: one thread is faster
     start = time.perf_counter()
     runs = []

@@ -22,11 +22,9 @@
   (about ten minutes on one core).
 """
 
-import argparse
 import dataclasses
 import itertools
 import multiprocessing
-import pathlib
 import sys
 import time
 
@@ -37,8 +35,8 @@ from tqdm.auto import tqdm
 from rnnbook._checks import check_real
 from rnnbook.experiments import pascanu
 from rnnbook.experiments._io import (
-    check_output_path,
-    data_dir,
+    experiment_parser,
+    parse_experiment_args,
     write_json_atomic,
 )
 from rnnbook.tasks import adding_problem
@@ -146,23 +144,20 @@ def replay(runs=REPLAY, config=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=pathlib.Path, default=None)
+    parser = experiment_parser(__doc__, tiny=False, workers=2)
     parser.add_argument(
         "--replay",
         action="store_true",
         help="re-run the runs of REPLAY (one process) instead of the sweeps",
     )
-    args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error(f"expected --workers >= 1, got {args.workers}")
-    name = "chapter2_replay.json" if args.replay else "chapter2_sweeps.json"
-    out = args.out or data_dir() / name
-    try:
-        out = check_output_path(out)  # before the work, not after it
-    except ValueError as err:
-        parser.error(str(err))
+    args = parse_experiment_args(
+        parser,
+        argv,
+        lambda a: (
+            "chapter2_replay.json" if a.replay else "chapter2_sweeps.json"
+        ),
+    )
+    out = args.out
     if args.replay:
         start = time.perf_counter()
         config = dataclasses.replace(pascanu.Config(), test_every=0)

@@ -33,10 +33,8 @@ holds the configuration, every run, the command, versions and seconds; it
 is written atomically.
 """
 
-import argparse
 import math
 import multiprocessing
-import pathlib
 import platform
 import sys
 import time
@@ -48,8 +46,8 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from rnnbook.experiments._io import (
-    check_output_path,
-    data_dir,
+    experiment_parser,
+    parse_experiment_args,
     write_json_atomic,
 )
 from rnnbook.probes import (
@@ -325,35 +323,14 @@ def run(config, workers=1):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--tiny",
-        action="store_true",
-        help="a seconds-long configuration, for tests",
+    parser = experiment_parser(__doc__, workers=1)
+    args = parse_experiment_args(
+        parser,
+        argv,
+        lambda a: "chapter3_tiny.json" if a.tiny else "chapter3_adding.json",
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="processes, one thread each (default 1)",
-    )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=None,
-        help="result file (default chapters/data/chapter3_adding.json)",
-    )
-    args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error(f"expected --workers >= 1, got {args.workers}")
     config = TINY if args.tiny else Config()
-    out = args.out or data_dir() / (
-        "chapter3_tiny.json" if args.tiny else "chapter3_adding.json"
-    )
-    try:
-        out = check_output_path(out)  # before the work, not after it
-    except ValueError as err:
-        parser.error(str(err))
+    out = args.out
     start = time.perf_counter()
     runs = run(config, workers=args.workers)
     seconds = time.perf_counter() - start

@@ -24,9 +24,7 @@ The result file holds the configuration, every run's seeds and outcome,
 the command and the seconds the whole run took; it is written atomically.
 """
 
-import argparse
 import multiprocessing
-import pathlib
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -37,8 +35,8 @@ from torch.nn import functional as F
 
 from rnnbook._checks import check_int
 from rnnbook.experiments._io import (
-    check_output_path,
-    data_dir,
+    experiment_parser,
+    parse_experiment_args,
     write_json_atomic,
 )
 from rnnbook.gradients import pascanu_regularizer
@@ -327,35 +325,16 @@ def run(config, workers=2, progress=True):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--tiny",
-        action="store_true",
-        help="a seconds-long configuration, for tests",
+    parser = experiment_parser(__doc__, workers=2)
+    args = parse_experiment_args(
+        parser,
+        argv,
+        lambda a: (
+            "pascanu_tiny.json" if a.tiny else "pascanu_temporal_order.json"
+        ),
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=2,
-        help="processes, one thread each (default 2)",
-    )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=None,
-        help="result file (default chapters/data/pascanu_temporal_order.json)",
-    )
-    args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error(f"expected --workers >= 1, got {args.workers}")
     config = TINY if args.tiny else Config()
-    out = args.out or data_dir() / (
-        "pascanu_tiny.json" if args.tiny else "pascanu_temporal_order.json"
-    )
-    try:
-        out = check_output_path(out)  # before the work, not after it
-    except ValueError as err:
-        parser.error(str(err))
+    out = args.out
     start = time.perf_counter()
     runs = run(config, workers=args.workers)
     seconds = time.perf_counter() - start

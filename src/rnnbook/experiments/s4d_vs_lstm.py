@@ -33,9 +33,7 @@ training curve (mean loss per block of ``record_every`` updates) and test
 error, the command, versions and seconds; it is written atomically.
 """
 
-import argparse
 import multiprocessing
-import pathlib
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -47,8 +45,8 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from rnnbook.experiments._io import (
-    check_output_path,
-    data_dir,
+    experiment_parser,
+    parse_experiment_args,
     write_json_atomic,
 )
 from rnnbook.gated import LSTM
@@ -349,40 +347,15 @@ def run(config, workers=1, device="cpu", progress=True):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--tiny", action="store_true", help="seconds long, for tests"
+    parser = experiment_parser(__doc__, workers=1, device=True)
+    args = parse_experiment_args(
+        parser,
+        argv,
+        lambda a: "s4d_vs_lstm_tiny.json" if a.tiny else "s4d_vs_lstm.json",
     )
-    parser.add_argument(
-        "--workers", type=int, default=1, help="processes (default 1)"
-    )
-    parser.add_argument(
-        "--device",
-        default="cpu",
-        help="torch device for the models (default cpu)",
-    )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=None,
-        help="result file (default chapters/data/s4d_vs_lstm.json)",
-    )
-    args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error(f"expected --workers >= 1, got {args.workers}")
-    try:
-        device = torch.device(args.device)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as err:
-        parser.error(f"cannot use --device {args.device!r}: {err}")
+    device = args.device
     config = TINY if args.tiny else Config()
-    out = args.out or data_dir() / (
-        "s4d_vs_lstm_tiny.json" if args.tiny else "s4d_vs_lstm.json"
-    )
-    try:
-        out = check_output_path(out)  # before the work, not after it
-    except ValueError as err:
-        parser.error(str(err))
+    out = args.out
     start = time.perf_counter()
     runs = run(config, workers=args.workers, device=device)
     seconds = time.perf_counter() - start

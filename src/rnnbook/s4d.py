@@ -29,6 +29,26 @@ from rnnbook.ssm import (
     hippo_legs,
 )
 
+
+def _check_sequence(name, x, letter, size):
+    """A real floating-point ``(B, T, size)`` tensor with ``T >= 1``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"expected {name} to be a torch.Tensor, got {type(x).__name__}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f"expected a real floating-point {name}, got dtype {x.dtype}"
+        )
+    if x.dim() != 3 or x.shape[-1] != size:
+        raise ValueError(
+            f"expected {name} of shape (B, T, {letter}) with {letter}={size}, "
+            f"got {tuple(x.shape)}"
+        )
+    if x.shape[1] == 0:
+        raise ValueError(f"expected {name} of length T >= 1, got T = 0")
+
+
 # ----------------------------------------------- HiPPO's normal part, inits
 
 
@@ -264,30 +284,11 @@ class S4DLayer(nn.Module):
         self.D = nn.Parameter(torch.randn(H, generator=generator))
         self.mix = nn.Linear(H, 2 * H)
 
-    def _check(self, u):
-        if not isinstance(u, torch.Tensor):
-            raise TypeError(
-                f"expected u to be a torch.Tensor, got {type(u).__name__}"
-            )
-        if not u.is_floating_point():
-            raise TypeError(
-                f"expected a real floating-point u, got dtype {u.dtype}"
-            )
-        if u.dim() != 3 or u.shape[-1] != self.H:
-            raise ValueError(
-                f"expected u of shape (B, T, H) with H={self.H}, "
-                f"got {tuple(u.shape)}"
-            )
-        if u.shape[1] == 0:
-            raise ValueError("expected a sequence of length T >= 1, got 0")
-
     def _output(self, z):  # (B, T, H) -> (B, T, H)
         return F.glu(self.mix(F.gelu(z)), dim=-1)
 
     def forward(self, u):
-        self._check(u)
-        if u.shape[0] == 0:  # an empty batch (MKL's FFT rejects it)
-            return self._output(self.D * u)
+        _check_sequence("u", u, "H", self.H)
         K = self.kernel(u.shape[1]).to(u.dtype)  # (H, T)
         # causal_conv runs over the last axis: time goes last for this call
         z = causal_conv(u.mT, K).mT + self.D * u  # (B, T, H)
@@ -299,7 +300,7 @@ class S4DLayer(nn.Module):
         The state x (B, H, M) is complex; y_t = 2 Re(C x_t) + D u_t. This is
         how the layer generates, one input at a time, in O(H M) per step.
         """
-        self._check(u)
+        _check_sequence("u", u, "H", self.H)
         Ab, Bb, C = self.kernel.discretized()  # (H, M) each
         x = torch.zeros(
             u.shape[0], self.H, Ab.shape[-1], dtype=Ab.dtype, device=u.device
@@ -355,19 +356,7 @@ class S4DModel(nn.Module):
         self.decoder = nn.Linear(H, _length("O", O))
 
     def forward(self, x):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(
-                f"expected x to be a torch.Tensor, got {type(x).__name__}"
-            )
-        if not x.is_floating_point():
-            raise TypeError(
-                f"expected a real floating-point x, got dtype {x.dtype}"
-            )
-        if x.dim() != 3 or x.shape[-1] != self.D:
-            raise ValueError(
-                f"expected x of shape (B, T, D) with D={self.D}, "
-                f"got {tuple(x.shape)}"
-            )
+        _check_sequence("x", x, "D", self.D)
         h = self.encoder(x)  # (B, T, H)
         for norm, layer in zip(self.norms, self.layers):
             h = norm(h + layer(h))

@@ -8,7 +8,8 @@ typeset (or typeset as an error); a notebook error or widget error shown on the 
 a solution shown before its button is clicked, or not shown after (full edition); any
 solution at all (student edition); a serious or critical axe-core violation; a
 code line wider than the code column (a clipped line; the column's width in
-characters is measured and recorded); test-tool text (``NBVAL_``) on the page; a
+characters is measured and recorded); a formula running past the text
+column; test-tool text (``NBVAL_``) on the page; a
 chapter number doubled in a title ("2. Chapter 2: ..."); a page without a favicon,
 or any file the server answers with a 404 (the browser's own ``/favicon.ico``
 request included, which page events do not show). The
@@ -374,6 +375,34 @@ CODE_COLUMNS = 79
 """The code column must show at least this many characters: ruff's line length."""
 
 
+FORMULA_WIDTH_JS = """async () => {
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+        await MathJax.startup.promise;
+    }
+    const main = document.querySelector('main article')
+                 || document.querySelector('main');
+    if (!main) return [];
+    const right = main.getBoundingClientRect().right;
+    const wide = [];
+    for (const m of main.querySelectorAll('mjx-container')) {
+        if (m.closest('table')) continue;  // wide tables scroll as a whole
+        const box = m.getBoundingClientRect();
+        if (box.width > 0 && box.right > right + 2)
+            wide.push(m.textContent.slice(0, 60));
+    }
+    return wide;
+}"""
+
+
+def _formula_problems(page):
+    """Formulas in the text that run past the column: MathJax does not
+    break a long inline formula, so its end is cut off."""
+    return [
+        f"formula runs past the text column: {text!r}"
+        for text in page.evaluate(FORMULA_WIDTH_JS)
+    ]
+
+
 def _code_problems(page, figures):
     width = page.evaluate(CODE_WIDTH_JS)
     figures["code_columns"] = width["columns"]
@@ -438,6 +467,7 @@ def test_page_as_readers_see_it(book, watch, page_name, summary):
     problems += _image_problems(page, figures)
     problems += page.evaluate(ERRORS_SHOWN_JS)
     problems += _code_problems(page, figures)
+    problems += _formula_problems(page)
     problems += _text_problems(page, watch)
     shot = SCREENSHOTS / book.edition / _screenshot_name(page_name)
     shot.parent.mkdir(parents=True, exist_ok=True)

@@ -387,7 +387,7 @@ def test_adding_batches_and_solved_fraction():
     t = expected[1]
     assert probes.solved_fraction(Shifted(t, 0.03), expected[0], t) == 1.0
     assert probes.solved_fraction(Shifted(t, -0.05), expected[0], t) == 0.0
-    with pytest.raises(ValueError, match="T >= 6"):
+    with pytest.raises(ValueError, match="int >= 6"):
         probes.adding_batches(5, 4, torch.Generator())
     with pytest.raises(TypeError, match="labels"):
         probes.adding_batches(5, 12, torch.Generator(), labels="yes")

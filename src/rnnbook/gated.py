@@ -24,36 +24,18 @@ The benchmark ``tests/benchmarks/bench_lstm.py`` compares the result with
 import math
 import numbers
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rnnbook._checks import check_shape, check_tensor
+from rnnbook._checks import (
+    check_bool,
+    check_positive_int,
+    check_shape,
+    check_tensor,
+)
 
 # ------------------------------------------------------------ input checks
-
-
-def _check_size(name, value):
-    """A positive integer size (numpy integers welcome), as an ``int``."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(
-            f"expected {name} to be a positive int, "
-            f"got {type(value).__name__} {value!r}"
-        )
-    if value < 1:
-        raise ValueError(f"expected {name} to be a positive int, got {value}")
-    return int(value)
-
-
-def _check_flag(name, value):
-    """A real ``bool``: the string ``"False"`` must not become ``True``."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(
-            f"expected {name} to be True or False, "
-            f"got {type(value).__name__} {value!r}"
-        )
-    return bool(value)
 
 
 def _check_real(name, x):
@@ -154,7 +136,7 @@ def gru_step(x_proj, h, W_hh, b_hh, reset_after=True):
     B, H = _check_step(x_proj, h, W_hh, 3)
     if b_hh is not None:
         check_shape("b_hh", b_hh, (3 * H,))
-    _check_flag("reset_after", reset_after)
+    check_bool("reset_after", reset_after)
     # split, not slicing: one concatenation in backward
     x_rz, x_n = x_proj.split([2 * H, H], dim=1)
     if reset_after:
@@ -209,9 +191,9 @@ class _Cell(nn.Module):
 
     def __init__(self, input_size, hidden_size, bias=True):
         super().__init__()
-        self.input_size = _check_size("input_size", input_size)
-        self.hidden_size = _check_size("hidden_size", hidden_size)
-        self.bias = _check_flag("bias", bias)
+        self.input_size = check_positive_int("input_size", input_size)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.bias = check_bool("bias", bias)
         G = self.n_gates * self.hidden_size
         self.weight_ih = nn.Parameter(torch.empty(G, self.input_size))
         self.weight_hh = nn.Parameter(torch.empty(G, self.hidden_size))
@@ -303,7 +285,7 @@ class GRUCell(_Cell):
 
     def __init__(self, input_size, hidden_size, bias=True, reset_after=True):
         super().__init__(input_size, hidden_size, bias)
-        self.reset_after = _check_flag("reset_after", reset_after)
+        self.reset_after = check_bool("reset_after", reset_after)
 
     def forward(self, x, state=None):
         B, H = self._check(x)
@@ -372,12 +354,12 @@ class _Recurrent(nn.Module):
         bidirectional=False,
     ):
         super().__init__()
-        self.input_size = _check_size("input_size", input_size)
-        self.hidden_size = _check_size("hidden_size", hidden_size)
-        self.num_layers = _check_size("num_layers", num_layers)
-        self.bias = _check_flag("bias", bias)
-        self.batch_first = _check_flag("batch_first", batch_first)
-        self.bidirectional = _check_flag("bidirectional", bidirectional)
+        self.input_size = check_positive_int("input_size", input_size)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        self.bias = check_bool("bias", bias)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
         if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool):
             raise TypeError(
                 "expected dropout to be a number in [0, 1), "
@@ -624,7 +606,7 @@ class GRU(_Recurrent):
             dropout,
             bidirectional,
         )
-        self.reset_after = _check_flag("reset_after", reset_after)
+        self.reset_after = check_bool("reset_after", reset_after)
 
     def _direction(self, x, h, weights, reverse):
         W_ih, W_hh, b_ih, b_hh = weights
@@ -694,7 +676,7 @@ class FinalStateReadout(nn.Module):
         self.num_directions = 2 if recurrent.bidirectional else 1
         features = self.num_directions * recurrent.hidden_size
         self.readout = nn.Linear(
-            features, _check_size("out_features", out_features)
+            features, check_positive_int("out_features", out_features)
         )
 
     def forward(self, x):

@@ -21,21 +21,10 @@ page and of the :mod:`rnnbook` package docstring.
 
 import time
 
-import numpy as np
 import torch
 from torch.utils.checkpoint import checkpoint
 
-
-def _positive_int(name, value):
-    """``value`` as an int >= 1 (numpy integers welcome, bools not)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(
-            f"expected {name} to be a positive int, "
-            f"got {type(value).__name__} {value!r}"
-        )
-    if value < 1:
-        raise ValueError(f"expected {name} to be a positive int, got {value}")
-    return int(value)
+from rnnbook._checks import check_positive_int
 
 
 def _check_rnn_args(W_xh, W_hh, b, xs, h0):
@@ -168,7 +157,7 @@ def checkpointed_rnn_steps(
         :func:`rnn_steps`; gradients through them are equal too.
     """
     _check_rnn_args(W_xh, W_hh, b, xs, h0)
-    segment = _positive_int("segment", segment)
+    segment = check_positive_int("segment", segment)
     if not isinstance(clone_boundary, bool):
         raise TypeError(
             "expected clone_boundary to be a bool, "
@@ -251,7 +240,7 @@ def interleaved_seconds(fns, repeats=5):
     """
     if not isinstance(fns, dict) or not all(map(callable, fns.values())):
         raise TypeError("expected fns to be a dict of name -> function")
-    repeats = _positive_int("repeats", repeats)
+    repeats = check_positive_int("repeats", repeats)
     best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
         for name, fn in fns.items():

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from rnnbook._checks import check_shape, check_tensor
+from rnnbook._checks import check_int, check_shape, check_tensor
 from rnnbook.gated import FinalStateReadout, gru_step, lstm_step
 from rnnbook.tasks import adding_problem
 from rnnbook.torch_rnn import VanillaRNN, init_weights
@@ -478,7 +478,7 @@ def adding_model(kind, hidden_size, generator, forget_bias=1.0):
             "expected generator to be a torch.Generator, "
             f"got {type(generator).__name__}"
         )
-    H = _positive_int("hidden_size", hidden_size)
+    H = check_int("hidden_size", hidden_size, low=1)
     if not isinstance(forget_bias, numbers.Real) or isinstance(
         forget_bias, bool
     ):
@@ -509,14 +509,6 @@ def adding_model(kind, hidden_size, generator, forget_bias=1.0):
     return model
 
 
-def _positive_int(name, value, low=1):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"expected {name} to be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"expected {name} >= {low}, got {value}")
-    return int(value)
-
-
 def adding_batches(batch_size, T, generator, labels=False, dtype=None):
     """A ``make_batch`` for :func:`rnnbook.train.train`: adding problems.
 
@@ -537,8 +529,8 @@ def adding_batches(batch_size, T, generator, labels=False, dtype=None):
         A function of no arguments returning ``(inputs, targets)`` with
         ``inputs`` ``(B, T, 2)``.
     """
-    batch_size = _positive_int("batch_size", batch_size)
-    T = _positive_int("T", T, low=6)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    T = check_int("T", T, low=6)
     if not isinstance(generator, torch.Generator):
         raise TypeError(
             "expected generator to be a torch.Generator, "

@@ -104,6 +104,14 @@ def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
     return (1 - z) * n + z * h
 ''',
     ),
+    "04_seq2seq_attention": (
+        "score_gradient",
+        '''\
+def score_gradient(weights, keys, grad_context):
+    """Treats the softmax as elementwise: drops the term -alpha_j g^T c."""
+    return weights * torch.einsum("bsd,bd->bs", keys, grad_context)
+''',
+    ),
 }
 """The deliberately wrong submission of each assignment (see ``samples``)."""
 

@@ -104,6 +104,15 @@ def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
     return (1 - z) * n + z * h
 ''',
     ),
+    "05_linear_recurrences": (
+        "causal_conv",
+        '''\
+def causal_conv(u, K):
+    """No zero padding: circular, so the end of u wraps onto its start."""
+    L = u.shape[-1]
+    return torch.fft.irfft(torch.fft.rfft(u) * torch.fft.rfft(K), L)
+''',
+    ),
 }
 """The deliberately wrong submission of each assignment (see ``samples``)."""
 

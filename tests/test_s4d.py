@@ -354,3 +354,28 @@ def test_s4d_model_is_post_norm_and_every_parameter_is_used():
     torch.testing.assert_close(y, model.decoder(h))
     y.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_long_range_sweep_plot_draws_every_seed():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rnnbook import plots
+
+    errors = {
+        "S4D": {100: [0.001, 0.002], 1000: [0.003, 0.004, 0.005]},
+        "LSTM": {100: [0.04, 0.05], 1000: [0.04, 0.04, 0.04]},
+    }
+    fig = plots.plot_long_range_sweep(errors, 0.04, threshold=0.1)
+    (ax,) = fig.axes
+    dots = [
+        y
+        for line in ax.lines
+        if line.get_linestyle() == "None"
+        for y in line.get_ydata()
+    ]
+    expected = [
+        e / 0.04 for m in errors.values() for r in m.values() for e in r
+    ]
+    assert sorted(dots) == pytest.approx(sorted(expected))
+    matplotlib.pyplot.close(fig)

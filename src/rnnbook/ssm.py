@@ -29,6 +29,9 @@ import operator
 
 import torch
 
+# Chapter 7's selective scan lives in rnnbook.selective; re-exported here.
+from rnnbook.selective import selective_scan  # noqa: F401
+
 # ------------------------------------------------------------ input checks
 
 

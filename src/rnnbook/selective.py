@@ -301,27 +301,31 @@ def selective_step(
 #
 # ("first (a, x), then (a', x')"). Associativity lets the L steps be
 # grouped freely; a CPU gains most from the grouping that needs the fewest
-# Python-level steps, each one a large vectorised tensor operation:
+# Python-level steps, each one a large vectorised tensor operation. Cut the
+# sequence into chunks of K positions:
 #
-# 1. cut the sequence into chunks of K positions; run the recurrence inside
-#    every chunk at once, from a zero state (K steps, each over all chunks),
-#    and the cumulative products P_k = a_1 ... a_k of each chunk beside it;
-# 2. walk over the chunks (L/K steps): once chunk j-1 is complete, its last
-#    state h_end enters chunk j as h_k += P_k h_end, the part of h_k that
-#    the zero start left out.
+# 1. run the recurrence inside every chunk at once, from a zero state (K
+#    steps, each over all chunks);
+# 2. walk over the chunks (L/K small steps): a chunk's true start state is
+#    the previous chunk's end state, carried through its decay;
+# 3. the states inside every chunk follow from their start states: run the
+#    recurrence again from them (``_outputs``, the forward pass, which keeps
+#    one state per chunk), or add P_k h_start, with P_k = a_1 ... a_k the
+#    chunk's cumulative decays (``_chunked_scan_``, the backward pass,
+#    which holds every state).
 #
-# About K + L/K = 2 sqrt(L) steps instead of L. Only products of numbers in
+# About 2K + L/K Python steps instead of L. Only products of numbers in
 # [0, 1] are formed: nothing is divided by a cumulative product and no
 # exp(-cumsum(delta A)) appears, which would overflow for long sequences.
 
-
-LOG2_E = 1 / math.log(2)  # exp(x) = exp2(x log2(e)); PyTorch's CPU exp2
-# kernel is several times faster than its exp (measured in float32)
+LOG2_E = 1 / math.log(2)  # exp(x) = exp2(x log2(e)): PyTorch's exp2 CPU
+# kernel is several times faster than its exp in float32 (measured)
 
 
 def _chunk_size(L):
-    """K ~ sqrt(L): balances the K steps inside and the L/K across chunks."""
-    return max(1, round(math.sqrt(L)))
+    """K = sqrt(L / 4): a step inside the chunks costs about four tensor
+    operations over all chunks, a step across them one small operation."""
+    return max(1, round(math.sqrt(L / 4)))
 
 
 def _chunked_scan_(P, h, K, reverse=False):
@@ -418,7 +422,7 @@ def _outputs(delta, u, A, B, C):
         torch.bmm(H, C_k, out=y[k])
     y = y.view(K, nc, b, d).transpose(0, 1).reshape(nc * K, b, d)[:L]
     y = y.permute(1, 2, 0).contiguous()  # (b, d, L)
-    return y, h[-1]  # the padding after L leaves h_{L-1} unchanged
+    return y, h[-1].clone()  # the padding after L leaves h_{L-1} as is
 
 
 def _sum_n(X, v):
@@ -512,16 +516,19 @@ def selective_scan_parallel(
     return_last_state=False,
 ):
     """The selective scan by a chunked parallel scan: same arguments and
-    results as :func:`selective_scan`, in about 2 sqrt(L) vectorised steps
-    instead of L.
+    results as :func:`selective_scan`, in about 2K + L/K vectorised steps
+    (chunks of K = sqrt(L / 4) positions) instead of L.
 
     The recurrence h_t = a_t * h_{t-1} + x_t (a_t = exp(delta_t A), x_t =
     delta_t B_t u_t) is computed with the associative operator
-    (a, x) o (a', x') = (a a', a' x + x') grouped in chunks of K ~ sqrt(L)
-    positions (the comment above ``_chunk_size``). The (L, b, d, n) states
-    are materialised, positions first, and contracted with C at once;
-    the backward pass is a second scan run from the end and recomputes the
-    states instead of storing them (``_SelectiveScanFn``).
+    (a, x) o (a', x') = (a a', a' x + x') grouped in chunks (the comment
+    above ``_chunk_size``). The forward pass keeps one (b, d, n) state per
+    chunk and contracts each position's state with C as soon as it is
+    formed, so the (L, b, d, n) states are never all in memory at once.
+    The backward pass recomputes them (all of them, this time) instead of
+    storing them, and runs the adjoint recurrence as the same scan from the
+    end (``_SelectiveScanFn``): the two ideas of Mamba's GPU kernel, fusion
+    and recomputation (Gu and Dao, 2023, section 3.3.2), on a CPU.
 
     Args, returns and shapes: as :func:`selective_scan`.
     """

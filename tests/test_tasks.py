@@ -98,3 +98,76 @@ def test_numpy_integer_sizes_are_accepted(task):
 def test_generator_is_required():
     with pytest.raises(TypeError, match="torch.Generator"):
         temporal_order(4, 20, generator=0)
+
+
+# ------------------------------------ Chapter 7: selective copying
+
+
+def test_selective_copying_matches_its_definition():
+    from rnnbook.tasks import SELECTIVE_COPYING_NOISE, selective_copying
+
+    n, T, K, V = 400, 20, 5, 7
+    batch = selective_copying(n, T, K, gen(2), vocab_size=V)
+    tokens, targets, mask = batch
+    for t in batch:
+        assert t.shape == (n, T + K)
+    assert tokens.dtype == targets.dtype == torch.int64
+    assert mask.dtype == torch.bool
+    marker = V - 1
+    for row, target, m in zip(
+        tokens.tolist(), targets.tolist(), mask.tolist()
+    ):
+        context, tail = row[:T], row[T:]
+        data = [s for s in context if s != SELECTIVE_COPYING_NOISE]
+        assert len(data) == K and all(1 <= s <= V - 2 for s in data)
+        assert tail == [marker] * K
+        assert target[T:] == data  # the data tokens, in order
+        assert target[:T] == [SELECTIVE_COPYING_NOISE] * T
+        assert m == [False] * T + [True] * K
+    # every data symbol and every context position is used
+    data = tokens[:, :T][tokens[:, :T] != 0]
+    assert set(data.tolist()) == set(range(1, V - 1))
+    used = (tokens[:, :T] != 0).any(0)
+    assert bool(used.all())
+    # positions are uniform: each is occupied with probability K / T, so
+    # about n K / T = 100 times here (binomial, standard deviation 8.7)
+    counts = (tokens[:, :T] != 0).sum(0)
+    assert int(counts.min()) > 60 and int(counts.max()) < 140
+
+
+def test_selective_copying_is_seeded_and_spacing_varies():
+    from rnnbook.tasks import selective_copying
+
+    a = selective_copying(16, 30, 4, gen(5))
+    b = selective_copying(16, 30, 4, gen(5))
+    c = selective_copying(16, 30, 4, gen(6))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a.tokens, c.tokens)
+    # the gaps between data tokens differ from row to row: no fixed delay
+    gaps = {
+        tuple(torch.diff(torch.nonzero(row[:30]).flatten()).tolist())
+        for row in a.tokens
+    }
+    assert len(gaps) > 1
+
+
+def test_selective_copying_edge_sizes_and_bad_input():
+    from rnnbook.tasks import selective_copying
+
+    full = selective_copying(3, 4, 4, gen(), vocab_size=3)  # no noise left
+    assert torch.equal(full.tokens[:, :4], torch.ones(3, 4, dtype=torch.long))
+    assert torch.equal(full.targets[:, 4:], full.tokens[:, :4])
+    np_sizes = selective_copying(np.int64(2), np.int32(9), 3, gen(1))
+    assert torch.equal(np_sizes.tokens, selective_copying(2, 9, 3, gen(1))[0])
+    for kwargs, match in (
+        (dict(n=0, T=8, K=2), "n to be an int >= 1"),
+        (dict(n=2, T=3, K=4), "T to be an int >= 4"),
+        (dict(n=2, T=8, K=0), "K to be an int >= 1"),
+        (dict(n=2, T=8, K=2, vocab_size=2), "vocab_size to be an int >= 3"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            selective_copying(generator=gen(), **kwargs)
+    with pytest.raises(TypeError, match="to be an int"):
+        selective_copying(2, 8.0, 2, gen())
+    with pytest.raises(TypeError, match="torch.Generator"):
+        selective_copying(2, 8, 2, 0)

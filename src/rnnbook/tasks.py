@@ -473,3 +473,88 @@ def date_normalization(n, generator):
     """A padded :class:`Seq2SeqBatch` of :func:`date_examples` (characters)."""
     examples = date_examples(n, generator)
     return date_vocab().batch((text, iso) for text, iso, _, _ in examples)
+
+
+# ------------------------------------ Chapter 7: selective copying
+#
+# Mamba's motivating task (Gu & Dao, 2023, section 3.1 and appendix E.1).
+# A token sequence, not one-hot vectors: the models embed the ids.
+
+
+class SelectiveCopyingBatch(NamedTuple):
+    """A selective-copying batch (``T`` context length, ``K`` data tokens).
+
+    ``tokens`` ``(B, T + K)``: the context (``K`` data tokens among noise)
+    followed by ``K`` markers. ``targets`` ``(B, T + K)``: the ``k``-th
+    data token at the ``k``-th marker, noise (0) everywhere else.
+    ``mask`` ``(B, T + K)``: True exactly where ``targets`` carries a loss
+    (the ``K`` markers). Ids are int64, the mask bool.
+    """
+
+    tokens: torch.Tensor
+    targets: torch.Tensor
+    mask: torch.Tensor
+
+
+SELECTIVE_COPYING_NOISE = 0
+"""The noise token ("white" in the Mamba paper's Figure 2)."""
+
+
+def selective_copying(n, T, K, generator, vocab_size=16):
+    """The selective copying task: repeat the data tokens, skip the noise.
+
+    A context of ``T`` positions holds ``K`` data tokens at ``K`` distinct
+    positions drawn uniformly (kept in order) and the noise token 0
+    everywhere else; each data token is drawn uniformly, with repetition,
+    from ``1 .. vocab_size - 2``. Then come ``K`` copies of the marker
+    ``vocab_size - 1``: at the ``k``-th marker the model must output the
+    ``k``-th data token. The spacing between data tokens changes from
+    sequence to sequence, so no fixed delay (no time-invariant kernel) can
+    read them: the model has to decide from each token's *content* whether
+    to keep it. Guessing scores ``1 / (vocab_size - 2)``.
+
+    The layout follows the Mamba authors' generator (``torch_copying_data``
+    with ``variable=True`` in state-spaces/s4), whose ``L`` counts only the
+    noise: their ``L`` is our ``T - K``. The paper's setting (appendix
+    E.1) is sequences of length 4096, ``K = 16`` data tokens and a
+    vocabulary of 16 tokens, the noise token included.
+
+    Worked example (``T = 8``, ``K = 3``, ``vocab_size = 6``; data tokens
+    1-4, noise ``.`` = 0, marker ``M`` = 5)::
+
+        tokens   . 3 . . 1 . 3 .  M M M
+        targets  . . . . . . . .  3 1 3
+        mask     0 0 0 0 0 0 0 0  1 1 1
+
+    Args:
+        n: number of sequences, at least 1.
+        T: context length, at least ``K``.
+        K: data tokens to copy, at least 1.
+        generator: a seeded ``torch.Generator``; it alone decides the data.
+        vocab_size: all tokens (noise, data, marker), at least 3.
+
+    Returns:
+        A :class:`SelectiveCopyingBatch` of ``(n, T + K)`` tensors.
+    """
+    task = "selective_copying"
+    try:
+        n = check_int("n", n, 1)
+        K = check_int("K", K, 1)
+        T = check_int("T", T, K)
+        vocab_size = check_int("vocab_size", vocab_size, 3)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{task}: {err}") from None
+    _check_generator(generator, task)
+    marker = vocab_size - 1
+    data = torch.randint(1, marker, (n, K), generator=generator)  # (n, K)
+    # K distinct positions per row, uniform: the first K of a random order
+    order = torch.rand(n, T, generator=generator).argsort(dim=1)
+    positions = order[:, :K].sort(dim=1).values  # (n, K), increasing
+    context = torch.full((n, T), SELECTIVE_COPYING_NOISE, dtype=torch.int64)
+    context.scatter_(1, positions, data)
+    markers = torch.full((n, K), marker, dtype=torch.int64)
+    tokens = torch.cat([context, markers], dim=1)  # (n, T + K)
+    targets = torch.cat([torch.zeros_like(context), data], dim=1)
+    mask = torch.zeros(n, T + K, dtype=torch.bool)
+    mask[:, T:] = True
+    return SelectiveCopyingBatch(tokens, targets, mask)

@@ -1216,3 +1216,104 @@ def plot_long_range(curves, baseline, record_every):
 
 
 # ------------------------------------------------------ Chapter 7: Mamba
+
+CH7_MODELS = {
+    "gate": COLORS["mamba"],
+    "LTI": COLORS["ssm"],
+    "ZOH": COLORS["mamba"],
+    "Euler": COLORS["lstm"],
+}
+"""Colours of Chapter 7's figures: selective (Mamba) against fixed (LTI)."""
+
+
+def plot_selection_demo(u, state, target, kernels):
+    """A selective gate against the best fixed kernel on one demo task.
+
+    Args:
+        u: (L,) one input sequence, zero except at its marked tokens
+            (drawn as stems).
+        state: (L,) the gated state h_t on that sequence (a step line).
+        target: the value the state should end on (a dotted line).
+        kernels: ``{task: K}``, each K a (L,) least-squares kernel over
+            the lags 0, ..., L-1 (right).
+    """
+    fig, (ax, ax_k) = figure(ncols=2, width=4.4)
+    steps = np.arange(len(u))
+    marked = np.flatnonzero(u)
+    ax.vlines(marked, 0, u[marked], color=COLORS["reference"], lw=2)
+    ax.plot(
+        marked,
+        u[marked],
+        "o",
+        color=COLORS["reference"],
+        ms=4,
+        label="marked token",
+    )
+    ax.step(
+        steps,
+        state,
+        where="post",
+        color=CH7_MODELS["gate"],
+        label=r"gated state $h_t$",
+    )
+    ax.axhline(target, color="k", ls=":", lw=1, label="target")
+    ax.set_xlabel("step t")
+    ax.set_ylabel("value")
+    ax.set_ylim(top=1.3 * max(u.max(), target))  # room for the legend
+    ax.legend(fontsize=8, loc="upper left", ncol=3)
+    for (task, K), color in zip(kernels.items(), ("#DA8BC3", "#8172B3")):
+        ax_k.plot(np.arange(len(K)), K, color=color, label=task)
+    ax_k.axhline(0, color="k", lw=0.6)
+    ax_k.set_xlabel("lag j")
+    ax_k.set_ylabel(r"best fixed kernel $K_j$")
+    ax_k.legend(fontsize=8)
+    return fig
+
+
+def plot_gate_discretization(a, gate, euler, deltas, ratio, init_range):
+    """Theorem 1's gate and the Euler step for B, side by side.
+
+    Args:
+        a: (M,) values of Linear(x_t).
+        gate: (M,) sigma(a), the input weight of zero-order hold, which
+            equals B-bar for N = 1, A = -1, B = 1 (left, with 1 - gate,
+            which is A-bar).
+        euler: (M,) softplus(a), the input weight of the Euler step.
+        deltas, ratio: the step Delta and the ratio of the Euler step's
+            B-bar to zero-order hold's minus one, on log-log axes (right).
+        init_range: ``(low, high)``, Mamba's initial range of Delta,
+            shaded.
+    """
+    fig, (ax, ax_r) = figure(ncols=2, width=4.4)
+    ax.plot(
+        a,
+        1 - gate,
+        color=COLORS["reference"],
+        label=r"$\bar A = e^{-\Delta} = 1 - \sigma(a)$",
+    )
+    ax.plot(
+        a, gate, color=CH7_MODELS["ZOH"], label=r"ZOH $\bar B = \sigma(a)$"
+    )
+    ax.plot(
+        a,
+        euler,
+        color=CH7_MODELS["Euler"],
+        ls="--",
+        label=r"Euler $\bar B = \Delta$",
+    )
+    ax.set_ylim(-0.05, 2.05)
+    ax.set_xlabel(r"$a = \mathrm{Linear}(x_t)$")
+    ax.set_ylabel("weight")
+    ax.legend(fontsize=8, loc="upper left")
+    ax_r.loglog(deltas, ratio, color=CH7_MODELS["Euler"])
+    ax_r.axvspan(
+        *init_range,
+        color=COLORS["reference"],
+        alpha=0.2,
+        lw=0,
+        label="Mamba's initial $\\Delta$",
+    )
+    ax_r.set_xlabel(r"step $\Delta$")
+    ax_r.set_ylabel(r"Euler $\bar B$ / ZOH $\bar B$ $-$ 1")
+    ax_r.legend(fontsize=8, loc="upper left")
+    return fig

@@ -10,10 +10,14 @@ import math
 import pytest
 import torch
 
-from rnnbook.selective import selective_scan, selective_step
+from rnnbook.selective import (
+    selective_scan,
+    selective_scan_parallel,
+    selective_step,
+)
 
 F64 = torch.float64
-SCANS = {"loop": selective_scan}
+SCANS = {"loop": selective_scan, "parallel": selective_scan_parallel}
 
 
 def scalar_loop(u, delta, A, B, C, D, z, delta_bias, softplus):

@@ -30,7 +30,10 @@ import operator
 import torch
 
 # Chapter 7's selective scan lives in rnnbook.selective; re-exported here.
-from rnnbook.selective import selective_scan  # noqa: F401
+from rnnbook.selective import (
+    selective_scan,  # noqa: F401
+    selective_scan_parallel,  # noqa: F401
+)
 
 # ------------------------------------------------------------ input checks
 

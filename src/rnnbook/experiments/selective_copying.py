@@ -1,0 +1,363 @@
+"""Selective copying: time-invariant state space models against Mamba.
+
+Chapter 7's experiment, a laptop-scale version of the Mamba paper's
+Table 1 (Gu & Dao, 2023, section 4.1.1). The task is
+:func:`rnnbook.tasks.selective_copying`: ``K`` data tokens at random
+positions among noise in a context of ``T`` tokens, then ``K`` markers at
+which the model must output the data tokens in order. Three models of two
+layers and about the same number of parameters (recorded) take the same
+Adam updates on the same batches and are tested on the same sequences:
+
+- S4D: Chapter 6's :class:`rnnbook.s4d.S4DModel` (S4D-Lin, GELU, GLU,
+  post-norm) reading one-hot tokens, with its SSM parameters at a smaller
+  learning rate (S4D's recipe, as in Chapter 6);
+- Mamba-LTI: :class:`rnnbook.mamba.MambaModel` with ``selective=False``,
+  the Mamba architecture (projections, convolution, gate) around a
+  time-invariant SSM: the paper's "Mamba architecture, S4 layer" row;
+- Mamba: the same architecture with the selective SSM (the "S6" row).
+
+The score is the accuracy on the ``K`` copied tokens of fresh test
+sequences (guessing scores ``1 / (vocab_size - 2)``).
+
+Usage::
+
+    python -m rnnbook.experiments.selective_copying        # the chapter's
+    python -m rnnbook.experiments.selective_copying --tiny --out /tmp/t.json
+
+The comparison is paired: for each seed the initialization, data and test
+generators come from :class:`numpy.random.SeedSequence` streams keyed by
+the seed alone (:func:`run_seeds`), shared by the three models. The result
+file holds the configuration, each run's seeds, parameter count, training
+curve (mean loss per block of ``record_every`` updates), test accuracy
+every ``eval_every`` updates and at the end, the command, versions and
+seconds; it is written atomically.
+"""
+
+import multiprocessing
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from rnnbook.experiments._io import (
+    experiment_parser,
+    parse_experiment_args,
+    write_json_atomic,
+)
+from rnnbook.mamba import MambaModel
+from rnnbook.s4d import S4DModel, ssm_parameters
+from rnnbook.tasks import selective_copying
+from rnnbook.train import train
+
+ENTROPY = 20231201
+"""The root of every run's seed streams (changing it re-draws every run)."""
+
+MODELS = ("S4D", "Mamba-LTI", "Mamba")
+"""The models: two time-invariant, one selective."""
+
+PAPER_TABLE_1 = {
+    "No gate": {"S4": 18.3, "S6": 97.0},
+    "H3": {"S4": 57.0, "Hyena": 30.1, "S6": 99.7},
+    "Mamba": {"S4": 56.4, "Hyena": 28.4, "S6": 99.8},
+}
+"""Gu & Dao (2023), Table 1: accuracy (%) by architecture and inner layer,
+at L = 4096 with 16 data tokens, vocabulary 16, 2 layers of width 64,
+400K updates (appendix E.1)."""
+
+
+@dataclass
+class Config:
+    T: int = 64  # context length (noise and data)
+    K: int = 8  # data tokens to copy
+    vocab_size: int = 16  # noise, 14 data symbols, marker (the paper's 16)
+    seeds: int = 3
+    updates: int = 1500
+    batch_size: int = 32
+    layers: int = 2
+    mamba_width: int = 32  # D
+    mamba_state: int = 16  # N
+    mamba_lr: float = 3e-3
+    s4d_channels: int = 54  # H: about the Mamba models' parameter count
+    s4d_state: int = 32  # N
+    s4d_lr: float = 1e-2
+    s4d_ssm_lr: float = 1e-3
+    clip: float = 1.0
+    n_test: int = 1000
+    record_every: int = 25
+    eval_every: int = 250
+
+
+TINY = Config(
+    T=12,
+    K=3,
+    vocab_size=6,
+    seeds=2,
+    updates=6,
+    batch_size=4,
+    mamba_width=8,
+    mamba_state=4,
+    s4d_channels=8,
+    s4d_state=4,
+    n_test=16,
+    record_every=2,
+    eval_every=3,
+)
+
+LIVE = Config(
+    T=32,
+    K=4,
+    seeds=1,
+    updates=150,
+    batch_size=16,
+    mamba_width=16,
+    s4d_channels=24,
+    n_test=200,
+    record_every=10,
+    eval_every=50,
+)
+"""A configuration small enough for the chapter to re-run live, with
+``run(LIVE, progress=False)``."""
+
+
+class S4DTokens(nn.Module):
+    """:class:`rnnbook.s4d.S4DModel` reading tokens as one-hot vectors:
+    tokens (B, L) -> ``(y, hs)``, logits y (B, L, V), features hs."""
+
+    def __init__(self, V, H, N, n_layers):
+        super().__init__()
+        self.V = V
+        self.model = S4DModel(V, V, H=H, N=N, n_layers=n_layers)
+
+    def forward(self, tokens):
+        return self.model(F.one_hot(tokens, self.V).float())
+
+
+def n_parameters(model):
+    """The number of trained numbers in ``model``."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def run_seeds(seed):
+    """The seeds of one paired cell: ``{"init", "data", "test"}``.
+
+    Each is a 64-bit integer from its own :class:`numpy.random.SeedSequence`
+    stream, spawned from ``SeedSequence(ENTROPY, spawn_key=(seed,))``. The
+    model is not part of the key: the three models of a seed share the
+    data and the test set (and the initialization stream).
+    """
+    cell = np.random.SeedSequence(ENTROPY, spawn_key=(seed,))
+    return {
+        name: int(s.generate_state(1, dtype=np.uint64)[0])
+        for name, s in zip(("init", "data", "test"), cell.spawn(3))
+    }
+
+
+def make_model(config, model):
+    """A new ``model`` of :data:`MODELS` for ``config`` (random init)."""
+    if model not in MODELS:
+        raise ValueError(f"expected model one of {MODELS}, got {model!r}")
+    V = config.vocab_size
+    if model == "S4D":
+        return S4DTokens(
+            V, config.s4d_channels, config.s4d_state, config.layers
+        )
+    return MambaModel(
+        V,
+        config.mamba_width,
+        config.layers,
+        config.mamba_state,
+        selective=model == "Mamba",
+    )
+
+
+def make_optimizer(config, model_name, model):
+    """Adam; the S4D model's SSM parameters get ``s4d_ssm_lr``."""
+    if model_name != "S4D":
+        return torch.optim.Adam(model.parameters(), lr=config.mamba_lr)
+    slow = ssm_parameters(model)
+    ids = {id(p) for p in slow}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return torch.optim.Adam(
+        [{"params": rest}, {"params": slow, "lr": config.s4d_ssm_lr}],
+        lr=config.s4d_lr,
+    )
+
+
+def batches(config, generator, device="cpu", n=None):
+    """A function drawing ``(tokens, targets)`` batches of ``n`` sequences
+    (default ``config.batch_size``).
+
+    ``targets`` (n, K) are the data tokens: the loss is read at the ``K``
+    marker positions only, where the task's mask is True.
+    """
+    n = config.batch_size if n is None else n
+
+    def make_batch():
+        tokens, targets, mask = selective_copying(
+            n, config.T, config.K, generator, config.vocab_size
+        )
+        return tokens.to(device), targets[mask].view(n, config.K).to(device)
+
+    return make_batch
+
+
+def copy_loss(y, targets):
+    """Cross-entropy at the ``K`` marker positions (the last K outputs)."""
+    K = targets.shape[1]
+    return F.cross_entropy(y[:, -K:].flatten(0, 1), targets.flatten())
+
+
+@torch.no_grad()
+def test_accuracy(model, config, seed, device="cpu", n=None, chunk=250):
+    """``(token accuracy, sequence accuracy)`` on ``n`` fresh sequences.
+
+    Token accuracy: the fraction of the ``K`` copied tokens the model gets
+    right; sequence accuracy: the fraction of sequences with all ``K``
+    right. Both over the same sequences for a given ``seed``.
+    """
+    n = config.n_test if n is None else n
+    gen = torch.Generator().manual_seed(seed)
+    right = whole = 0
+    for start in range(0, n, chunk):
+        size = min(chunk, n - start)
+        tokens, targets = batches(config, gen, device, size)()
+        y, _ = model(tokens)
+        hits = y[:, -config.K :].argmax(-1) == targets  # (B, K)
+        right += hits.sum().item()
+        whole += hits.all(-1).sum().item()
+    return right / (n * config.K), whole / n
+
+
+def run_one(job):
+    """Train one model on one seed; return a dict describing the run."""
+    config, model_name, seed, device = job
+    seeds = run_seeds(seed)
+    torch.manual_seed(seeds["init"])
+    model = make_model(config, model_name).to(device)
+    data = torch.Generator().manual_seed(seeds["data"])
+    evals = []
+
+    def evaluate(updates, model):
+        if updates % config.eval_every == 0 and updates < config.updates:
+            model.eval()
+            acc, _ = test_accuracy(model, config, seeds["test"], device)
+            model.train()
+            evals.append((updates, round(acc, 4)))
+
+    start = time.perf_counter()
+    history = train(
+        model,
+        batches(config, data, device),
+        config.updates,
+        optimizer=make_optimizer(config, model_name, model),
+        loss_fn=copy_loss,
+        clip=config.clip,
+        progress=False,
+        on_update=evaluate,
+    )
+    k = config.record_every
+    losses = np.asarray(history.loss)
+    curve = losses[: len(losses) // k * k].reshape(-1, k).mean(1)
+    token_acc = seq_acc = None
+    if history.stopped is None:
+        token_acc, seq_acc = test_accuracy(
+            model, config, seeds["test"], device
+        )
+        evals.append((history.updates, round(token_acc, 4)))
+    return {
+        "model": model_name,
+        "seed": seed,
+        "seeds": seeds,
+        "parameters": n_parameters(model),
+        "curve": [round(float(v), 5) for v in curve],
+        "test_curve": evals,
+        "token_accuracy": token_acc,
+        "sequence_accuracy": seq_acc,
+        "updates_done": history.updates,
+        "stopped": history.stopped,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def jobs(config, device="cpu"):
+    """Every (model, seed) run, the slowest model first."""
+    return [
+        (config, model, seed, device)
+        for model in reversed(MODELS)
+        for seed in range(config.seeds)
+    ]
+
+
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def run(config, workers=1, device="cpu", progress=True):
+    """Every run of ``config``; returns the list of run dicts."""
+    todo = jobs(config, str(device))
+    bar = tqdm(total=len(todo), disable=not progress, desc="selective_copying")
+    results = []
+
+    def done(result):
+        results.append(result)
+        bar.set_postfix_str(
+            f"{result['model']} seed {result['seed']}: "
+            f"accuracy {result['token_accuracy']}"
+        )
+        bar.update()
+
+    if workers == 1:
+        _one_thread()
+        for job in todo:
+            done(run_one(job))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(workers, initializer=_one_thread) as pool:
+            for result in pool.imap_unordered(run_one, todo):
+                done(result)
+    bar.close()
+    return sorted(results, key=lambda r: (MODELS.index(r["model"]), r["seed"]))
+
+
+def main(argv=None):
+    parser = experiment_parser(__doc__, workers=1, device=True)
+    args = parse_experiment_args(
+        parser,
+        argv,
+        lambda a: (
+            "selective_copying_tiny.json"
+            if a.tiny
+            else "selective_copying.json"
+        ),
+    )
+    config = TINY if args.tiny else Config()
+    start = time.perf_counter()
+    runs = run(config, workers=args.workers, device=args.device)
+    seconds = time.perf_counter() - start
+    result = {
+        "command": "python -m rnnbook.experiments.selective_copying"
+        + (" --tiny" if args.tiny else ""),
+        "workers": args.workers,
+        "device": str(args.device),
+        "seconds": round(seconds, 1),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "config": asdict(config),
+        "chance": 1 / (config.vocab_size - 2),
+        "paper_table_1": PAPER_TABLE_1,
+        "seed_entropy": ENTROPY,
+        "runs": runs,
+    }
+    write_json_atomic(args.out, result)
+    print(f"wrote {len(runs)} runs to {args.out} in {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

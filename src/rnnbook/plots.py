@@ -1317,3 +1317,114 @@ def plot_gate_discretization(a, gate, euler, deltas, ratio, init_range):
     ax_r.set_ylabel(r"Euler $\bar B$ / ZOH $\bar B$ $-$ 1")
     ax_r.legend(fontsize=8, loc="upper left")
     return fig
+
+
+CH7_COPY_MODELS = {
+    "S4D": COLORS["ssm"],
+    "Mamba-LTI": "#DA8BC3",
+    "Mamba": COLORS["mamba"],
+}
+"""Colours of the selective-copying models: two time-invariant, one not."""
+
+
+def plot_selective_copying(curves, final, paper, chance):
+    """Selective copying: test accuracy in training, and at the end.
+
+    Args:
+        curves: ``{model: [(updates, accuracies), ...]}``, one pair of
+            lists per seed; the median over seeds is drawn as a line and
+            the range as a band (left).
+        final: ``{model: [accuracy per seed]}``, drawn as bars (the mean)
+            with one dot per seed (right), in percent.
+        paper: ``{model: accuracy in %}``, the paper's matching rows, drawn
+            as hatched bars beside ours.
+        chance: the accuracy of guessing, a dotted line on both panels.
+    """
+    fig, (ax, ax_bar) = figure(ncols=2, width=4.4)
+    for model, runs in curves.items():
+        color = CH7_COPY_MODELS[model]
+        x = np.asarray(runs[0][0])
+        accs = np.asarray([acc for _, acc in runs]) * 100
+        ax.plot(x, np.median(accs, 0), color=color, label=model)
+        ax.fill_between(
+            x, accs.min(0), accs.max(0), color=color, alpha=0.25, lw=0
+        )
+    for axis in (ax, ax_bar):
+        axis.axhline(100 * chance, color="k", ls=":", lw=1, label="chance")
+    ax.set_xlabel("update")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8)
+    models = list(final)
+    pos = np.arange(len(models))
+    for i, model in enumerate(models):
+        color = CH7_COPY_MODELS[model]
+        accs = 100 * np.asarray(final[model])
+        ax_bar.bar(
+            i - 0.2,
+            accs.mean(),
+            0.38,
+            color=color,
+            label="ours" if i == 0 else None,
+        )
+        ax_bar.plot(np.full(len(accs), i - 0.2), accs, "k.", ms=5)
+        ax_bar.bar(
+            i + 0.2,
+            paper[model],
+            0.38,
+            color="white",
+            edgecolor=color,
+            hatch="//",
+            label="paper, Table 1" if i == 0 else None,
+        )
+    ax_bar.set_xticks(pos, models)
+    ax_bar.set_ylim(0, 105)
+    ax_bar.set_ylabel("accuracy (%)")
+    ax_bar.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def plot_scan_timing(lengths, ratios):
+    """How much faster the parallel scan is than the loop, against L.
+
+    Args:
+        lengths: the sequence lengths L.
+        ratios: ``{label: [loop time / parallel time at each L]}``, e.g.
+            forward and forward + backward, on log-log axes with a line at
+            ratio 1 (no gain).
+    """
+    fig, ax = figure(width=5.2)
+    for (label, r), marker in zip(ratios.items(), "os^"):
+        ax.loglog(lengths, r, marker + "-", ms=4, label=label)
+    ax.axhline(1, color="k", ls=":", lw=1)
+    ax.set_xticks(lengths, [f"{L:g}" for L in lengths])
+    ax.minorticks_off()
+    ax.set_xlabel("sequence length L")
+    ax.set_ylabel("loop time / parallel time")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_inference(contexts, speed, memory):
+    """Generation with a constant state against a growing KV cache.
+
+    Args:
+        contexts: the context lengths.
+        speed: ``{model: [tokens per second at each context]}`` (left).
+        memory: ``{model: [bytes of state or cache at each context]}``
+            (right); both on log-log axes.
+    """
+    fig, (ax, ax_m) = figure(ncols=2, width=4.4)
+    colors = [COLORS["mamba"], COLORS["attention"], COLORS["reference"]]
+    for (model, v), color in zip(speed.items(), colors):
+        ax.loglog(contexts, v, "o-", ms=4, color=color, label=model)
+    for (model, v), color in zip(memory.items(), colors):
+        ax_m.loglog(contexts, v, "o-", ms=4, color=color, label=model)
+    for axis in (ax, ax_m):
+        axis.set_xticks(contexts, [f"{c:g}" for c in contexts])
+        axis.minorticks_off()
+        axis.set_xlabel("context length (tokens)")
+        axis.legend(fontsize=8)
+    ax.set_ylabel("generated tokens per second")
+    ax_m.set_ylabel("bytes kept per sequence")
+    return fig

@@ -326,3 +326,156 @@ def test_step_checks_its_input():
         selective_step(**{**args, "delta_softplus": "yes"})
     with pytest.raises(TypeError):
         selective_step(**{**args, "h": torch.zeros(2, 3, 4)})
+
+
+# ------------------------------------------------------- the parallel scan
+
+
+def _relative(got, want):
+    return ((got - want).norm() / want.norm().clamp_min(1e-300)).item()
+
+
+@pytest.mark.parametrize(
+    "L", [1, 2, 3, 4, 5, 8, 15, 16, 17, 33, 64, 99, 100, 257]
+)
+def test_parallel_equals_the_loop_at_any_length(L):
+    inputs = make_inputs(2, 3, 4, L, seed=L)
+    y, h = selective_scan_parallel(**inputs, return_last_state=True)
+    y_ref, h_ref = selective_scan(**inputs, return_last_state=True)
+    assert _relative(y, y_ref) <= 1e-12 and _relative(h, h_ref) <= 1e-12
+    got = _grads(
+        lambda ins: selective_scan_parallel(**ins, return_last_state=True),
+        inputs,
+    )
+    want = _grads(
+        lambda ins: selective_scan(**ins, return_last_state=True), inputs
+    )
+    for k in GRAD_KEYS:
+        assert _relative(got[k], want[k]) <= 1e-9, k
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 7, 40, 41, 100])
+def test_parallel_with_any_chunk_size(K, monkeypatch):
+    # the chunk size only groups the same products: any K gives the loop's
+    # results, K = 1 (one step per chunk) and K >= L (one chunk) included
+    import rnnbook.selective as module
+
+    monkeypatch.setattr(module, "_chunk_size", lambda L: K)
+    inputs = make_inputs(2, 3, 4, 41, seed=K)
+    y, h = selective_scan_parallel(**inputs, return_last_state=True)
+    y_ref, h_ref = selective_scan(**inputs, return_last_state=True)
+    assert _relative(y, y_ref) <= 1e-12 and _relative(h, h_ref) <= 1e-12
+    got = _grads(
+        lambda ins: selective_scan_parallel(**ins, return_last_state=True),
+        inputs,
+    )
+    want = _grads(
+        lambda ins: selective_scan(**ins, return_last_state=True), inputs
+    )
+    for k in GRAD_KEYS:
+        assert _relative(got[k], want[k]) <= 1e-9, k
+
+
+def test_parallel_equals_the_scalar_loop_on_a_longer_sequence():
+    inputs = make_inputs(1, 2, 3, 50, seed=6)
+    y, h = selective_scan_parallel(**inputs, return_last_state=True)
+    y_ref, h_ref = reference_of(inputs)
+    assert _relative(y, y_ref) <= 1e-12 and _relative(h, h_ref) <= 1e-12
+    got = _grads(
+        lambda ins: selective_scan_parallel(**ins, return_last_state=True),
+        inputs,
+    )
+    want = _grads(reference_of, inputs)
+    for k in GRAD_KEYS:
+        assert _relative(got[k], want[k]) <= 1e-9, k
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_parallel_is_safe_where_cumulative_sums_of_delta_A_are_huge(dtype):
+    # delta up to ~9 (softplus of up to 9) and A near -16 over L = 512:
+    # sum_t delta_t A reaches about -30000, so exp(-cumsum) would overflow
+    # and a division by cumulative products would give 0/0. Single decays
+    # exp(delta A) reach exp(-150) and underflow in float32.
+    g = torch.Generator().manual_seed(7)
+    b, d, n, L = 2, 3, 4, 512
+    inputs = make_inputs(b, d, n, L, seed=7, dtype=F64)
+    inputs["delta"] = 3 * torch.randn(b, d, L, generator=g, dtype=F64) + 4
+    inputs["A"] = -16 + 0.5 * torch.rand(d, n, generator=g, dtype=F64)
+    inputs = {
+        k: v.to(dtype) if isinstance(v, torch.Tensor) else v
+        for k, v in inputs.items()
+    }
+    total = inputs["delta_bias"][:, None] + inputs["delta"]
+    assert (torch.nn.functional.softplus(total).sum(-1) > 1000).all()
+    y, h = selective_scan_parallel(**inputs, return_last_state=True)
+    y_ref, h_ref = selective_scan(**inputs, return_last_state=True)
+    assert torch.isfinite(y).all() and torch.isfinite(h).all()
+    tol = 1e-12 if dtype == F64 else 1e-5
+    assert _relative(y, y_ref) <= tol and _relative(h, h_ref) <= tol
+    got = _grads(
+        lambda ins: selective_scan_parallel(**ins, return_last_state=True),
+        inputs,
+    )
+    want = _grads(
+        lambda ins: selective_scan(**ins, return_last_state=True), inputs
+    )
+    for k in GRAD_KEYS:
+        assert torch.isfinite(got[k]).all(), k
+        assert _relative(got[k], want[k]) <= (1e-9 if dtype == F64 else 1e-4)
+
+
+@pytest.mark.parametrize("wrt", ["y", "h"])
+def test_parallel_gradients_of_one_output_only(wrt):
+    # the backward pass receives no gradient for the other output
+    inputs = make_inputs(2, 3, 4, 10, seed=8)
+
+    def only(scan):
+        def run(ins):
+            y, h = scan(**ins, return_last_state=True)
+            return (y, 0 * h) if wrt == "y" else (0 * y, h)
+
+        return run
+
+    def detached_other(ins):  # the other output never reaches the loss
+        y, h = selective_scan_parallel(**ins, return_last_state=True)
+        return (y, h.detach()) if wrt == "y" else (y.detach(), h)
+
+    def loss_of(run, ins):
+        y, h = run(ins)
+        g = torch.Generator().manual_seed(9)
+        w = torch.randn(y.shape, generator=g, dtype=F64)
+        v = torch.randn(h.shape, generator=g, dtype=F64)
+        return (w * y).sum() if wrt == "y" else (v * h).sum()
+
+    leaves = {
+        k: inputs[k].detach().clone().requires_grad_(True) for k in GRAD_KEYS
+    }
+    ins = {**inputs, **leaves}
+    got = torch.autograd.grad(
+        loss_of(detached_other, ins), leaves.values(), allow_unused=True
+    )
+    want = torch.autograd.grad(
+        loss_of(only(selective_scan), ins), leaves.values(), allow_unused=True
+    )
+    for k, g_got, g_want, leaf in zip(GRAD_KEYS, got, want, leaves.values()):
+        if g_want is None or not g_want.any():  # C, z, D do not reach h
+            assert wrt == "h" and k in ("C", "z", "D"), k
+            assert g_got is None or not g_got.any(), k
+        else:
+            assert _relative(g_got, g_want) <= 1e-9, k
+
+
+def test_parallel_without_the_last_state_backpropagates():
+    inputs = make_inputs(2, 3, 4, 12, seed=10)
+    leaves = {
+        k: inputs[k].detach().clone().requires_grad_(True) for k in GRAD_KEYS
+    }
+    ins = {**inputs, **leaves}
+    got = torch.autograd.grad(
+        selective_scan_parallel(**ins).square().sum(), leaves.values()
+    )
+    want = torch.autograd.grad(
+        selective_scan(**ins).square().sum(), leaves.values()
+    )
+    for k, a, b in zip(GRAD_KEYS, got, want):
+        assert _relative(a, b) <= 1e-9, k

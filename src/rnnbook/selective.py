@@ -43,6 +43,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from rnnbook._checks import check_bool, check_same_dtype, check_tensor
 
@@ -396,6 +397,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         return _contract(h[:L], C), h[L - 1].clone()
 
     @staticmethod
+    @once_differentiable  # a second derivative would need its own scan
     def backward(ctx, g_y, g_last):
         delta, u, A, B, C = ctx.saved_tensors
         L = u.shape[2]

@@ -211,3 +211,15 @@ def test_bad_input_is_rejected():
         model(torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="L >= 1"):
         model(torch.zeros(2, 0, dtype=torch.long))
+
+
+def test_loop_and_parallel_scans_give_the_same_block():
+    block = make_block(True, scan="loop")
+    u = torch.randn(2, 37, D, dtype=torch.float64, requires_grad=True)
+    y_loop = block(u)
+    (g_loop,) = torch.autograd.grad(y_loop.square().sum(), u)
+    block.scan = "parallel"
+    y_par = block(u)
+    (g_par,) = torch.autograd.grad(y_par.square().sum(), u)
+    assert (y_loop - y_par).abs().max().item() <= 1e-10
+    assert (g_loop - g_par).abs().max().item() <= 1e-10

@@ -30,10 +30,14 @@ from rnnbook._checks import (
     check_real,
     check_tensor,
 )
-from rnnbook.selective import selective_scan, selective_step
+from rnnbook.selective import (
+    selective_scan,
+    selective_scan_parallel,
+    selective_step,
+)
 from rnnbook.ssm import causal_conv
 
-SCANS = {"loop": selective_scan}
+SCANS = {"loop": selective_scan, "parallel": selective_scan_parallel}
 """The two computations of the same selective scan (Chapter 7, section 3)."""
 
 
@@ -111,7 +115,7 @@ class MambaBlock(nn.Module):
         dt_max=1e-1,
         dt_floor=1e-4,
         selective=True,
-        scan="loop",
+        scan="parallel",
     ):
         super().__init__()
         self.d_model = D = check_int("D", D, 1)
@@ -285,7 +289,7 @@ class MambaModel(nn.Module):
         d_conv=4,
         dt_rank=None,
         selective=True,
-        scan="loop",
+        scan="parallel",
     ):
         super().__init__()
         self.V = check_int("V", V, 1)

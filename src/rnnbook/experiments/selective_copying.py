@@ -82,6 +82,7 @@ class Config:
     mamba_width: int = 32  # D
     mamba_state: int = 16  # N
     mamba_lr: float = 3e-3
+    mamba_scan: str = "loop"  # faster than "parallel" at this short L
     s4d_channels: int = 54  # H: about the Mamba models' parameter count
     s4d_state: int = 32  # N
     s4d_lr: float = 1e-2
@@ -172,6 +173,7 @@ def make_model(config, model):
         config.layers,
         config.mamba_state,
         selective=model == "Mamba",
+        scan=config.mamba_scan,
     )
 
 

@@ -366,12 +366,18 @@ def _states(delta, u, A, B):
     return h, K
 
 
-def _contract(h, C):
-    """y[b, d, t] = sum_k C[b, k, t] h[t, b, d, k] as a batched product."""
-    L, b, d, n = h.shape
-    CT = C.permute(2, 0, 1).reshape(L * b, n, 1)
-    y = torch.bmm(h.reshape(L * b, d, n), CT)  # (L b, d, 1)
-    return y.view(L, b, d).permute(1, 2, 0).contiguous()  # (b, d, L)
+def _sum_n(X, v):
+    """sum_k X[t, b, i, k] v[t, b, k] -> (L, b, d), a batched product."""
+    L, b, d, n = X.shape
+    out = torch.bmm(X.reshape(L * b, d, n), v.reshape(L * b, n, 1))
+    return out.view(L, b, d)
+
+
+def _sum_d(X, w):
+    """sum_i X[t, b, i, k] w[t, b, i] -> (L, b, n), a batched product."""
+    L, b, d, n = X.shape
+    out = torch.bmm(w.reshape(L * b, 1, d), X.reshape(L * b, d, n))
+    return out.view(L, b, n)
 
 
 class _SelectiveScanFn(torch.autograd.Function):
@@ -393,43 +399,44 @@ class _SelectiveScanFn(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(delta, u, A, B, C)
         L = u.shape[2]
-        h, _ = _states(delta, u, A, B)
-        return _contract(h[:L], C), h[L - 1].clone()
+        h, _ = _states(delta, u, A, B)  # (L', b, d, n)
+        y = _sum_n(h[:L], C.permute(2, 0, 1))  # (L, b, d)
+        return y.permute(1, 2, 0).contiguous(), h[L - 1].clone()
 
     @staticmethod
     @once_differentiable  # a second derivative would need its own scan
     def backward(ctx, g_y, g_last):
         delta, u, A, B, C = ctx.saved_tensors
         L = u.shape[2]
-        h, K = _states(delta, u, A, B)  # recomputed, (L', b, d, n)
-        hL = h[:L]
         BT, CT = B.permute(2, 0, 1), C.permute(2, 0, 1)  # (L, b, n)
-        dT = delta.permute(2, 0, 1)  # (L, b, d)
-        du = (delta * u).permute(2, 0, 1)  # (L, b, d)
-        # g_t: from y_t = C_t . h_t and from the last state
-        s = torch.zeros_like(h)
-        if g_y is not None:
+        dT, uT = delta.permute(2, 0, 1), u.permute(2, 0, 1)  # (L, b, d)
+        du = dT * uT  # (L, b, d)
+        h, K = _states(delta, u, A, B)  # recomputed, (L', b, d, n)
+        # g_t, from y_t = C_t . h_t and from the last state, into s
+        s = torch.empty_like(h)
+        s[L:] = 0
+        if g_y is None:
+            s[:L] = 0
+            g_C = torch.zeros_like(C)
+        else:
             g_yT = g_y.permute(2, 0, 1)  # (L, b, d)
             torch.mul(g_yT[..., None], CT[:, :, None, :], out=s[:L])
-            g_C = torch.einsum("lbd,lbdn->bnl", g_yT, hL)
-        else:
-            g_C = torch.zeros_like(C)
+            g_C = _sum_d(h[:L], g_yT).permute(1, 2, 0)  # (b, n, L)
         if g_last is not None:
             s[L - 1] += g_last
         # the adjoint scan, from the end: factor a_{t+1} at position t
-        P = h.new_ones(h.shape)
+        P = torch.empty_like(h)
         torch.mul(dT[1:, :, :, None], A, out=P[: L - 1]).exp_()
-        P[L - 1] = 0  # nothing comes after the last position
+        P[L - 1 :] = 0  # nothing comes after the last position
         _chunked_scan_(P, s, K, reverse=True)
-        sL = s[:L]  # dloss/dx_t
-        g_du = torch.einsum("lbdn,lbn->lbd", sL, BT)
-        g_B = torch.einsum("lbdn,lbd->bnl", sL, du)
-        # dloss/d(delta_t A) = s_t (h_t - x_t), in place in h
-        torch.mul(du[..., None], BT[:, :, None, :], out=P[:L])  # x_t
-        g_dA = hL.sub_(P[:L]).mul_(sL)  # (L, b, d, n)
-        g_A = torch.einsum("lbdn,lbd->dn", g_dA, dT)
-        uT = u.permute(2, 0, 1)  # (L, b, d)
-        g_delta = torch.einsum("lbdn,dn->lbd", g_dA, A) + g_du * uT
+        sL = s[:L]  # dloss/dx_t, x_t = delta_t B_t u_t
+        g_du = _sum_n(sL, BT)  # (L, b, d)
+        g_B = _sum_d(sL, du).permute(1, 2, 0)  # (b, n, L)
+        # dloss/d(delta_t A) = s_t (h_t - x_t), in place in h; P is scratch
+        x = torch.mul(du[..., None], BT[:, :, None, :], out=P[:L])
+        g_dA = h[:L].sub_(x).mul_(sL)  # (L, b, d, n)
+        g_A = torch.mul(g_dA, dT[..., None], out=P[:L]).sum((0, 1))
+        g_delta = torch.mul(g_dA, A, out=P[:L]).sum(-1) + g_du * uT
         g_u = g_du * dT
         return (
             g_delta.permute(1, 2, 0),

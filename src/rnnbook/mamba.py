@@ -57,8 +57,8 @@ def _inverse_softplus(y):
     return y + torch.log(-torch.expm1(-y))
 
 
-def _check_input(name, u, D, min_L=1):
-    """A real floating-point ``(B, L, D)`` tensor with B >= 1, L >= min_L."""
+def _check_input(name, u, D):
+    """A real floating-point ``(B, L, D)`` tensor with B >= 1, L >= 1."""
     check_tensor(name, u, 3, f"(B, L, {D})", real=True)
     if u.shape[-1] != D:
         raise ValueError(
@@ -66,7 +66,7 @@ def _check_input(name, u, D, min_L=1):
             f"got {tuple(u.shape)}"
         )
     check_nonempty_batch(name, u.shape[0])
-    if u.shape[1] < min_L:
+    if u.shape[1] == 0:
         raise ValueError(f"expected {name} of length L >= 1, got L = 0")
 
 
@@ -177,7 +177,9 @@ class MambaBlock(nn.Module):
 
         The scan mirrors the Mamba reference, whose tensors are channels-
         first, (B, E, L): this method alone transposes to that layout and
-        back, so the block stays batch-first (B, L, E) around it.
+        back, so the block stays batch-first (B, L, E) around it. The
+        time-invariant SSM is a causal convolution with the kernel
+        K (E, L) of the class docstring, by the FFT (Chapter 5).
         """
         delta, B, C = self.selection(x)
         if self.selective:
@@ -189,8 +191,9 @@ class MambaBlock(nn.Module):
         L = x.shape[1]
         lags = torch.arange(L, dtype=x.dtype, device=x.device)
         dA = (delta[:, None] * self.A).unsqueeze(-1)  # (E, N, 1)
-        K = (C * delta[:, None] * B).unsqueeze(-2) @ torch.exp(dA * lags)
-        y = causal_conv(x.mT, K.squeeze(-2)).mT + self.D * x  # (B, L, E)
+        powers = torch.exp(dA * lags)  # (E, N, L): exp(l Delta A)
+        K = ((C * delta[:, None] * B).unsqueeze(-2) @ powers).squeeze(-2)
+        y = causal_conv(x.mT, K).mT + self.D * x  # (B, L, E)
         return y if z is None else y * F.silu(z)
 
     def _conv(self, x):  # (B, L, E) -> (B, L, E)

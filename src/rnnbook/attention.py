@@ -288,3 +288,118 @@ def additive_attention_backward(
     grad_keys = alpha.unsqueeze(2) * grad_context.unsqueeze(1) + delta @ U
     grad_query = delta.sum(1) @ W  # (B, Dq)
     return grad_query, grad_keys, grad_scores
+
+
+# ------------------------------------- causal self-attention, a KV cache
+
+
+class CausalSelfAttention(nn.Module):
+    """Causal multi-head self-attention with a key-value cache (Chapter 7).
+
+    The Transformer's layer (Vaswani et al., 2017, section 3.2), the
+    baseline against which Chapter 7 measures Mamba's generation. For each
+    position t of x (B, T, D) and each of ``heads`` heads of size
+    Dh = D / heads:
+
+        q_t, k_t, v_t = W_q x_t, W_k x_t, W_v x_t      (split into heads)
+        alpha_tj = softmax_{j <= t}(q_t . k_j / sqrt(Dh))
+        o_t = sum_{j <= t} alpha_tj v_j,   y_t = W_o [o_t of every head]
+
+    Position t attends to positions 0..t only (causal). :meth:`forward`
+    computes every position at once; :meth:`step` computes one new
+    position in generation, keeping every earlier k_j and v_j in a cache:
+    2 S D numbers per sequence after S tokens, growing with the context,
+    where a recurrent model such as Mamba keeps a state of constant size.
+
+    Args:
+        D: the model size, a positive int.
+        heads: the number of heads, a positive int dividing D.
+
+    Shapes: B batch size, T sequence length, D model size, S cached
+    positions, Dh = D / heads.
+    """
+
+    def __init__(self, D, heads=1):
+        super().__init__()
+        D = _check_positive_int("D", D)
+        heads = _check_positive_int("heads", heads)
+        if D % heads:
+            raise ValueError(
+                f"expected heads to divide D, got D={D} and heads={heads}"
+            )
+        self.D, self.heads = D, heads
+        self.qkv = nn.Linear(D, 3 * D, bias=False)  # W_q, W_k, W_v stacked
+        self.out = nn.Linear(D, D, bias=False)  # W_o
+
+    def _split(self, x):
+        """(B, T, 3D) -> q, k, v, each (B, heads, T, Dh)."""
+        B, T, _ = x.shape
+        qkv = x.view(B, T, 3, self.heads, self.D // self.heads)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
+    def _merge(self, o):
+        """(B, heads, T, Dh) -> W_o applied to the heads side by side."""
+        B, _, T, _ = o.shape
+        return self.out(o.transpose(1, 2).reshape(B, T, self.D))
+
+    def forward(self, x):
+        """All positions at once.
+
+        Args:
+            x: (B, T, D).
+
+        Returns:
+            y: (B, T, D), y_t depending on x_0..x_t only.
+        """
+        _check_tensor("x", x, 3, f"(B, T, {self.D})", real=True)
+        if x.shape[2] != self.D:
+            raise ValueError(
+                f"expected x of shape (B, T, {self.D}), got {tuple(x.shape)}"
+            )
+        T = x.shape[1]
+        q, k, v = self._split(self.qkv(x))  # (B, heads, T, Dh)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        later = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        scores = scores.masked_fill(later, float("-inf"))  # j > t: weight 0
+        return self._merge(torch.softmax(scores, dim=-1) @ v)
+
+    def step(self, x_t, cache=None):
+        """One new position, attending over the cache and itself.
+
+        Args:
+            x_t: (B, D), the input at the new position t.
+            cache: ``None`` before the first position, else the
+                ``(keys, values)`` returned by the previous step, each
+                (B, heads, S, Dh) for the S = t positions before.
+
+        Returns:
+            ``(y_t, cache)``: y_t (B, D), equal to ``forward(x)[:, t]``;
+            the cache with this position's key and value appended, each
+            (B, heads, S + 1, Dh).
+        """
+        _check_tensor("x_t", x_t, 2, f"(B, {self.D})", real=True)
+        B, Dh = x_t.shape[0], self.D // self.heads
+        if x_t.shape[1] != self.D:
+            raise ValueError(
+                f"expected x_t of shape (B, {self.D}), got {tuple(x_t.shape)}"
+            )
+        q, k, v = self._split(self.qkv(x_t[:, None]))  # (B, heads, 1, Dh)
+        if cache is not None:
+            if not isinstance(cache, tuple) or len(cache) != 2:
+                raise TypeError(
+                    "expected cache to be None or the (keys, values) tuple "
+                    f"a previous step returned, got {type(cache).__name__}"
+                )
+            for name, c in zip(("keys", "values"), cache):
+                text = f"({B}, {self.heads}, S, {Dh})"
+                _check_tensor(f"cache {name}", c, 4, text, real=True)
+                if (c.shape[:2], c.shape[3]) != ((B, self.heads), Dh):
+                    raise ValueError(
+                        f"expected cache {name} of shape {text}, got "
+                        f"{tuple(c.shape)}"
+                    )
+            k = torch.cat([cache[0], k], dim=2)  # (B, heads, S + 1, Dh)
+            v = torch.cat([cache[1], v], dim=2)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(Dh)  # (B, heads, 1, S+1)
+        o = torch.softmax(scores, dim=-1) @ v  # (B, heads, 1, Dh)
+        return self._merge(o)[:, 0], (k, v)

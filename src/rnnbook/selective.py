@@ -301,23 +301,31 @@ def selective_step(
 #
 # ("first (a, x), then (a', x')"). Associativity lets the L steps be
 # grouped freely; a CPU gains most from the grouping that needs the fewest
-# Python-level steps, each one a large vectorised tensor operation:
+# Python-level steps, each one a large vectorised tensor operation. Cut the
+# sequence into chunks of K positions:
 #
-# 1. cut the sequence into chunks of K positions; run the recurrence inside
-#    every chunk at once, from a zero state (K steps, each over all chunks),
-#    and the cumulative products P_k = a_1 ... a_k of each chunk beside it;
-# 2. walk over the chunks (L/K steps): once chunk j-1 is complete, its last
-#    state h_end enters chunk j as h_k += P_k h_end, the part of h_k that
-#    the zero start left out.
+# 1. run the recurrence inside every chunk at once, from a zero state (K
+#    steps, each over all chunks);
+# 2. walk over the chunks (L/K small steps): a chunk's true start state is
+#    the previous chunk's end state, carried through its decay;
+# 3. the states inside every chunk follow from their start states: run the
+#    recurrence again from them (``_outputs``, the forward pass, which keeps
+#    one state per chunk), or add P_k h_start, with P_k = a_1 ... a_k the
+#    chunk's cumulative decays (``_chunked_scan_``, the backward pass,
+#    which holds every state).
 #
-# About K + L/K = 2 sqrt(L) steps instead of L. Only products of numbers in
+# About 2K + L/K Python steps instead of L. Only products of numbers in
 # [0, 1] are formed: nothing is divided by a cumulative product and no
 # exp(-cumsum(delta A)) appears, which would overflow for long sequences.
 
+LOG2_E = 1 / math.log(2)  # exp(x) = exp2(x log2(e)): PyTorch's exp2 CPU
+# kernel is several times faster than its exp in float32 (measured)
+
 
 def _chunk_size(L):
-    """K ~ sqrt(L): balances the K steps inside and the L/K across chunks."""
-    return max(1, round(math.sqrt(L)))
+    """K = sqrt(L / 4): a step inside the chunks costs about four tensor
+    operations over all chunks, a step across them one small operation."""
+    return max(1, round(math.sqrt(L / 4)))
 
 
 def _chunked_scan_(P, h, K, reverse=False):
@@ -356,7 +364,7 @@ def _states(delta, u, A, B):
     padded = (-(-L // K) * K, b, d, A.shape[1])
     dT = delta.permute(2, 0, 1)[..., None]  # (L, b, d, 1)
     P = u.new_empty(padded)
-    torch.mul(dT, A, out=P[:L]).exp_()  # a_t = exp(delta_t A)
+    torch.mul(dT, A * LOG2_E, out=P[:L]).exp2_()  # a_t = exp(delta_t A)
     P[L:] = 1
     h = u.new_empty(padded)
     du = (delta * u).permute(2, 0, 1)[..., None]  # (L, b, d, 1)
@@ -364,6 +372,57 @@ def _states(delta, u, A, B):
     h[L:] = 0
     _chunked_scan_(P, h, K)
     return h, K
+
+
+def _padded_chunks(X, K):
+    """(b, m, L) -> (L'/K, K, b, m), positions first, zero after L."""
+    b, m, L = X.shape
+    nc = -(-L // K)
+    out = X.new_zeros(nc * K, b, m)
+    out[:L] = X.permute(2, 0, 1)
+    return out.view(nc, K, b, m)
+
+
+def _outputs(delta, u, A, B, C):
+    """y = C . h and the last state, chunk by chunk, without autograd and
+    without ever holding all the states.
+
+    The same chunks as ``_chunked_scan_``, in three passes that keep one
+    state per chunk, (L/K, b, d, n), and form each position's decays and
+    inputs when they are needed: (1) every chunk from a zero state, its end
+    state only; (2) the carries across chunks, with a chunk's decay
+    exp(A sum(delta)), a product of numbers in [0, 1]; (3) every chunk again
+    from its true start state, contracting each position's state with C at
+    once. The padding (delta = 0 after L) is the identity: a = 1, x = 0.
+    Returns y (b, d, L) and h_{L-1} (b, d, n).
+    """
+    b, d, L = u.shape
+    n, K = A.shape[1], _chunk_size(L)
+    A2 = A * LOG2_E  # exp(delta A) = exp2(delta A2), a faster kernel
+    dT = _padded_chunks(delta, K)[..., None]  # (chunks, K, b, d, 1)
+    duT = _padded_chunks(delta * u, K)[..., None]  # (chunks, K, b, d, 1)
+    BT = _padded_chunks(B, K)[:, :, :, None, :]  # (chunks, K, b, 1, n)
+    CT = _padded_chunks(C, K)  # (chunks, K, b, n)
+    nc = dT.shape[0]
+    h = u.new_zeros(nc, b, d, n)  # one state per chunk
+    a = torch.empty_like(h)  # the decays of one position of every chunk
+    for k in range(K):  # 1. each chunk's end state from a zero start
+        torch.mul(dT[:, k], A2, out=a).exp2_()
+        h.mul_(a).addcmul_(duT[:, k], BT[:, k])
+    torch.mul(dT.sum(1), A2, out=a).exp2_()  # a chunk's decay
+    start = torch.zeros_like(h)
+    for j in range(1, nc):  # 2. the carries: h_start of chunk j
+        torch.addcmul(h[j - 1], a[j - 1], start[j - 1], out=start[j])
+    h = start
+    y = u.new_empty(K, nc * b, d, 1)
+    for k in range(K):  # 3. the states again, from the true starts
+        torch.mul(dT[:, k], A2, out=a).exp2_()
+        h.mul_(a).addcmul_(duT[:, k], BT[:, k])
+        H, C_k = h.view(nc * b, d, n), CT[:, k].reshape(nc * b, n, 1)
+        torch.bmm(H, C_k, out=y[k])
+    y = y.view(K, nc, b, d).transpose(0, 1).reshape(nc * K, b, d)[:L]
+    y = y.permute(1, 2, 0).contiguous()  # (b, d, L)
+    return y, h[-1].clone()  # the padding after L leaves h_{L-1} as is
 
 
 def _sum_n(X, v):
@@ -398,10 +457,7 @@ class _SelectiveScanFn(torch.autograd.Function):
     def forward(ctx, delta, u, A, B, C):
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(delta, u, A, B, C)
-        L = u.shape[2]
-        h, _ = _states(delta, u, A, B)  # (L', b, d, n)
-        y = _sum_n(h[:L], C.permute(2, 0, 1))  # (L, b, d)
-        return y.permute(1, 2, 0).contiguous(), h[L - 1].clone()
+        return _outputs(delta, u, A, B, C)
 
     @staticmethod
     @once_differentiable  # a second derivative would need its own scan
@@ -426,7 +482,7 @@ class _SelectiveScanFn(torch.autograd.Function):
             s[L - 1] += g_last
         # the adjoint scan, from the end: factor a_{t+1} at position t
         P = torch.empty_like(h)
-        torch.mul(dT[1:, :, :, None], A, out=P[: L - 1]).exp_()
+        torch.mul(dT[1:, :, :, None], A * LOG2_E, out=P[: L - 1]).exp2_()
         P[L - 1 :] = 0  # nothing comes after the last position
         _chunked_scan_(P, s, K, reverse=True)
         sL = s[:L]  # dloss/dx_t, x_t = delta_t B_t u_t
@@ -460,16 +516,19 @@ def selective_scan_parallel(
     return_last_state=False,
 ):
     """The selective scan by a chunked parallel scan: same arguments and
-    results as :func:`selective_scan`, in about 2 sqrt(L) vectorised steps
-    instead of L.
+    results as :func:`selective_scan`, in about 2K + L/K vectorised steps
+    (chunks of K = sqrt(L / 4) positions) instead of L.
 
     The recurrence h_t = a_t * h_{t-1} + x_t (a_t = exp(delta_t A), x_t =
     delta_t B_t u_t) is computed with the associative operator
-    (a, x) o (a', x') = (a a', a' x + x') grouped in chunks of K ~ sqrt(L)
-    positions (the comment above ``_chunk_size``). The (L, b, d, n) states
-    are materialised, positions first, and contracted with C at once;
-    the backward pass is a second scan run from the end and recomputes the
-    states instead of storing them (``_SelectiveScanFn``).
+    (a, x) o (a', x') = (a a', a' x + x') grouped in chunks (the comment
+    above ``_chunk_size``). The forward pass keeps one (b, d, n) state per
+    chunk and contracts each position's state with C as soon as it is
+    formed, so the (L, b, d, n) states are never all in memory at once.
+    The backward pass recomputes them (all of them, this time) instead of
+    storing them, and runs the adjoint recurrence as the same scan from the
+    end (``_SelectiveScanFn``): the two ideas of Mamba's GPU kernel, fusion
+    and recomputation (Gu and Dao, 2023, section 3.3.2), on a CPU.
 
     Args, returns and shapes: as :func:`selective_scan`.
     """

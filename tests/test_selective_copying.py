@@ -76,3 +76,13 @@ def test_copy_loss_reads_only_the_markers():
     targets = torch.tensor([[1, 2, 3], [3, 2, 1]])
     exp.copy_loss(y, targets).backward()
     assert y.grad[:, :6].abs().sum() == 0 and y.grad[:, 6:].abs().sum() > 0
+
+
+def test_run_keeps_the_callers_thread_count_and_live_is_small():
+    before = torch.get_num_threads()
+    runs = exp.run(exp.TINY, progress=False)
+    assert torch.get_num_threads() == before
+    assert len(runs) == len(exp.MODELS) * exp.TINY.seeds
+    live = exp.jobs(exp.LIVE)
+    assert {m for _, m, _, _ in live} == {"Mamba-LTI", "Mamba"}
+    assert exp.LIVE.updates <= 200 and exp.LIVE.seeds == 1

@@ -73,7 +73,7 @@ def _check_input(name, u, D):
 class MambaBlock(nn.Module):
     """The Mamba block (Gu & Dao, 2023, Figure 3 and Algorithm 2).
 
-    For an input u (B, L, D), book equation ch7-block::
+    For an input u (B, L, D)::
 
         x, z  = u W_in^T  split in two                    (B, L, E) each
         x     = SiLU(causal depthwise conv of width d_conv over L)

@@ -23,9 +23,14 @@ and C": the names ``u, delta, A, B, C, D, z`` and the layout ``(b, d, L)``
 with the channels before the length. A reader can then put the book's scan
 beside theirs line by line. That layout comes from the Mamba block, whose
 short causal convolution is a ``torch.nn.Conv1d`` (channels first), and
-from their GPU kernel, which runs along L for one channel at a time. The
-book's models are batch-first, ``(B, T, D)``: a caller transposes once at
-the boundary, ``u = x.transpose(1, 2)``.
+keeps each channel's sequence contiguous, the axis the scan runs along.
+The book's models are batch-first, ``(B, T, D)``: a caller transposes once
+at the boundary, ``u = x.transpose(1, 2)``.
+
+- :func:`selective_scan`: the reference loop, one step at a time;
+- :func:`selective_step`: one step, for generation (recurrent mode);
+- :func:`selective_scan_parallel`: the same results by a chunked parallel
+  scan, with a hand-written backward pass.
 
 Shapes (lowercase as in the reference; the glossary's B, D, N, T are
 b, d, n, L here):

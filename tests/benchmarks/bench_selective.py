@@ -4,6 +4,7 @@ Run from the repository root (never collected by ``pytest``)::
 
     python tests/benchmarks/bench_selective.py             # L = 256..16384
     python tests/benchmarks/bench_selective.py --lengths 2048 --repeats 15
+    python tests/benchmarks/bench_selective.py --threads 2 1  # both, in turn
     python tests/benchmarks/bench_selective.py \\
         --out chapters/data/selective_scan_timing.json
 
@@ -35,8 +36,11 @@ Memory, for forward + backward at each L:
   working buffers show here;
 - ``state``: the bytes of one (b, d, L, n) tensor, for scale.
 
-``--out PATH`` writes all of it as JSON (atomically), with the machine's
-load average before and after, for the chapter to read.
+Memory is measured at the first thread count only. ``--out PATH`` writes
+all of it as JSON (atomically), one row per (threads, L), with the
+machine's load average before, after and at the start of each row (the
+machine may be shared: a busy one slows the loop's many small parallel
+regions most), for the chapter to read.
 """
 
 import argparse
@@ -115,7 +119,7 @@ def summary(times):
     }
 
 
-def peak_rise(scan, L, mode, args):
+def peak_rise(scan, L, mode, threads, args):
     """Peak resident memory rise of one run, in a fresh subprocess."""
     command = [
         sys.executable,
@@ -132,7 +136,7 @@ def peak_rise(scan, L, mode, args):
         "--state",
         str(args.state),
         "--threads",
-        str(args.threads),
+        str(threads),
     ]
     # large blocks straight from and back to the OS (glibc), so that the
     # resident size follows what is allocated, not what malloc keeps
@@ -152,7 +156,7 @@ def _status_kib(field):
 def measure_peak(args):
     """In the subprocess: print the rise of the peak resident memory over
     one run, in bytes (Linux only)."""
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads[0])
     scan_name, mode = args.peak
     scan, L = SCANS[scan_name], args.lengths[0]
     small = make_inputs(args.batch, args.channels, args.state, 8, DTYPE)
@@ -173,6 +177,72 @@ def measure_peak(args):
     return 0
 
 
+def time_length(L, threads, args):
+    """Interleaved timings of both scans at length L, and their ratios."""
+    b, d, n = args.batch, args.channels, args.state
+    inputs = make_inputs(b, d, n, L, DTYPE, seed=L)
+    w = torch.randn(b, d, L, generator=torch.Generator().manual_seed(1))
+    y_loop = forward(selective_scan, inputs)
+    y_par = forward(selective_scan_parallel, inputs)
+    error = ((y_par - y_loop).norm() / y_loop.norm()).item()
+    assert error < 1e-4, f"the scans disagree: relative error {error}"
+    repeats = args.repeats if L <= 4096 else args.long_repeats
+    row = {
+        "L": L,
+        "threads": threads,
+        "repeats": repeats,
+        "loadavg_at_start": os.getloadavg(),
+        "relative_error_f32": error,
+    }
+    for mode in ("forward", "forward_backward"):
+        if mode == "forward":
+            runs = {
+                k: (lambda s=s: forward(s, inputs)) for k, s in SCANS.items()
+            }
+        else:
+            runs = {
+                k: (lambda s=s: forward_backward(s, inputs, w))
+                for k, s in SCANS.items()
+            }
+        times = interleaved(runs, repeats)
+        row[mode] = {k: summary(t) for k, t in times.items()}
+        ratio = statistics.median(times["loop"]) / statistics.median(
+            times["parallel"]
+        )
+        row[mode]["ratio_loop_over_parallel"] = ratio
+        print(
+            f"L = {L:6d}  {mode:<17}"
+            + "".join(
+                f"  {k} {1000 * statistics.median(t):9.1f} ms"
+                for k, t in times.items()
+            )
+            + f"   loop / parallel = {ratio:5.1f}"
+        )
+    return row
+
+
+def memory_of(L, threads, args):
+    """Saved bytes and peak rises of both scans at length L."""
+    b, d, n = args.batch, args.channels, args.state
+    inputs = make_inputs(b, d, n, L, DTYPE, seed=L)
+    w = torch.randn(b, d, L, generator=torch.Generator().manual_seed(1))
+    result = {"state_bytes": b * d * L * n * DTYPE.itemsize}
+    leaves = [inputs[k].detach().requires_grad_(True) for k in GRAD]
+    ins = {**inputs, **dict(zip(GRAD, leaves))}
+    for name, scan in SCANS.items():
+        nbytes, _ = saved_bytes(
+            lambda scan=scan: (w * scan(**ins)).sum(), exclude=leaves
+        )
+        result[f"saved_bytes_{name}"] = nbytes
+    if not args.no_peak:
+        for name in SCANS:
+            for mode in ("forward", "forward_backward"):
+                result[f"peak_rise_bytes_{name}_{mode}"] = peak_rise(
+                    name, L, mode, threads, args
+                )
+    return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -191,7 +261,9 @@ def main(argv=None):
         default=3,
         help="repeats at L > 4096, where the loop takes seconds",
     )
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[2], help="one or more"
+    )
     parser.add_argument("--no-peak", action="store_true", help="skip peak")
     parser.add_argument("--out", default=None, help="write JSON here")
     parser.add_argument("--peak", nargs=2, help=argparse.SUPPRESS)
@@ -203,70 +275,30 @@ def main(argv=None):
 
         args.out = check_output_path(args.out)
 
-    torch.set_num_threads(args.threads)
     b, d, n = args.batch, args.channels, args.state
     started, load_before = time.time(), os.getloadavg()
     print(
         f"selective scan, loop vs parallel, CPU float32, b={b} d={d} n={n}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"load average {load_before[0]:.2f} {load_before[1]:.2f} "
-        f"{load_before[2]:.2f} (1, 5, 15 min, {os.cpu_count()} CPUs)"
+        f"torch {torch.__version__}, load average {load_before[0]:.2f} "
+        f"{load_before[1]:.2f} {load_before[2]:.2f} (1, 5, 15 min, "
+        f"{os.cpu_count()} CPUs)"
     )
     results = []
-    for L in args.lengths:
-        inputs = make_inputs(b, d, n, L, DTYPE, seed=L)
-        w = torch.randn(b, d, L, generator=torch.Generator().manual_seed(1))
-        y_loop = forward(selective_scan, inputs)
-        y_par = forward(selective_scan_parallel, inputs)
-        error = ((y_par - y_loop).norm() / y_loop.norm()).item()
-        assert error < 1e-4, f"the scans disagree: relative error {error}"
-        repeats = args.repeats if L <= 4096 else args.long_repeats
-        row = {"L": L, "repeats": repeats, "relative_error_f32": error}
-        for mode in ("forward", "forward_backward"):
-            if mode == "forward":
-                runs = {
-                    k: (lambda s=s: forward(s, inputs))
-                    for k, s in SCANS.items()
-                }
-            else:
-                runs = {
-                    k: (lambda s=s: forward_backward(s, inputs, w))
-                    for k, s in SCANS.items()
-                }
-            times = interleaved(runs, repeats)
-            row[mode] = {k: summary(t) for k, t in times.items()}
-            ratio = statistics.median(times["loop"]) / statistics.median(
-                times["parallel"]
-            )
-            row[mode]["ratio_loop_over_parallel"] = ratio
-            print(
-                f"L = {L:6d}  {mode:<17}"
-                + "".join(
-                    f"  {k} {1000 * statistics.median(t):9.1f} ms"
-                    for k, t in times.items()
-                )
-                + f"   loop / parallel = {ratio:5.1f}"
-            )
-        memory = {"state_bytes": b * d * L * n * DTYPE.itemsize}
-        leaves = [inputs[k].detach().requires_grad_(True) for k in GRAD]
-        ins = {**inputs, **dict(zip(GRAD, leaves))}
-        for name, scan in SCANS.items():
-            nbytes, _ = saved_bytes(
-                lambda scan=scan: (w * scan(**ins)).sum(), exclude=leaves
-            )
-            memory[f"saved_bytes_{name}"] = nbytes
-        if not args.no_peak:
-            for name in SCANS:
-                for mode in ("forward", "forward_backward"):
-                    memory[f"peak_rise_bytes_{name}_{mode}"] = peak_rise(
-                        name, L, mode, args
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        print(f"{threads} threads")
+        for L in args.lengths:
+            row = time_length(L, threads, args)
+            if threads == args.threads[0]:  # memory: once is enough
+                row["memory"] = memory_of(L, threads, args)
+                print(
+                    "           memory: "
+                    + ", ".join(
+                        f"{k} {v / 2**20:.1f} MiB"
+                        for k, v in row["memory"].items()
                     )
-        row["memory"] = memory
-        print(
-            "           memory: "
-            + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in memory.items())
-        )
-        results.append(row)
+                )
+            results.append(row)
     load_after = os.getloadavg()
     print(
         f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} "
@@ -288,7 +320,7 @@ def main(argv=None):
                     "d": d,
                     "n": n,
                     "dtype": "float32",
-                    "threads": torch.get_num_threads(),
+                    "threads": args.threads,
                     "lengths": args.lengths,
                     "repeats": args.repeats,
                     "long_repeats": args.long_repeats,

@@ -1394,7 +1394,7 @@ def plot_scan_timing(lengths, ratios):
             ratio 1 (no gain).
     """
     fig, ax = figure(width=5.2)
-    for (label, r), marker in zip(ratios.items(), "os^"):
+    for (label, r), marker in zip(ratios.items(), "os^Dv"):
         ax.loglog(lengths, r, marker + "-", ms=4, label=label)
     ax.axhline(1, color="k", ls=":", lw=1)
     ax.set_xticks(lengths, [f"{L:g}" for L in lengths])

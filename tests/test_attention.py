@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from rnnbook.attention import (
     CausalSelfAttention,
     DotAttention,
     GeneralAttention,
+    KVCache,
     ScaledDotAttention,
     additive_attention_backward,
     masked_softmax,
@@ -275,13 +277,64 @@ def test_steps_with_the_cache_equal_the_causal_forward(heads):
     layer = causal_layer(8, heads)
     x = torch.randn(3, 6, 8, generator=gen(4), dtype=torch.float64)
     y = layer(x)
-    cache = None
-    for t in range(6):
-        y_t, cache = layer.step(x[:, t], cache)
-        assert y_t.shape == (3, 8)
-        keys, values = cache  # grows by one position per step
-        assert keys.shape == values.shape == (3, heads, t + 1, 8 // heads)
-        torch.testing.assert_close(y_t, y[:, t])
+    reference = causal_reference(layer, x)
+    cache = layer.empty_cache(3, 9)  # room for more than needed
+    assert isinstance(cache, KVCache) and cache.length == 0
+    assert cache.keys.shape == cache.values.shape == (3, heads, 9, 8 // heads)
+    with torch.no_grad():
+        for t in range(6):
+            y_t, cache = layer.step(x[:, t], cache)
+            assert y_t.shape == (3, 8) and cache.length == t + 1
+            assert cache.keys.shape == (3, heads, 9, 8 // heads)  # fixed
+            torch.testing.assert_close(y_t, y[:, t])
+            torch.testing.assert_close(y_t, reference[:, t])
+
+
+def test_step_writes_the_cache_in_place():
+    layer = causal_layer()
+    x = torch.randn(2, 4, 8, generator=gen(5), dtype=torch.float64)
+    cache = layer.empty_cache(2, 4, dtype=torch.float64)
+    pointers = [c.untyped_storage().data_ptr() for c in cache[:2]]
+    W_k = layer.qkv.weight.split(8)[1]
+    with torch.no_grad():
+        for t in range(4):
+            _, cache = layer.step(x[:, t], cache)
+            assert [
+                c.untyped_storage().data_ptr() for c in cache[:2]
+            ] == pointers  # the same storage, no copy
+        # position t of the keys holds W_k x_t, split into the two heads
+        keys = (x @ W_k.T).view(2, 4, 2, 4).transpose(1, 2)
+        torch.testing.assert_close(cache.keys, keys)
+        with pytest.raises(ValueError, match="full"):
+            layer.step(x[:, 0], cache)  # 4 positions written, room for 4
+
+
+def test_cache_checks():
+    layer = causal_layer()
+    x_t = torch.zeros(2, 8, dtype=torch.float64)
+    cache = layer.empty_cache(2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match="cache keys"):
+            layer.step(torch.zeros(3, 8, dtype=torch.float64), cache)
+        with pytest.raises(ValueError, match="cache values"):
+            layer.step(x_t, cache._replace(values=cache.values[:, :, :2]))
+        with pytest.raises(ValueError, match="dtype"):
+            layer.step(x_t.float(), cache)
+        with pytest.raises(ValueError, match="mismatched"):
+            layer.step(x_t, cache._replace(length=7))
+        with pytest.raises(ValueError, match=">= 0"):
+            layer.step(x_t, cache._replace(length=-1))
+        with pytest.raises(TypeError, match="length"):
+            layer.step(x_t, cache._replace(length=1.0))
+        with pytest.raises(TypeError, match="KVCache"):
+            layer.step(x_t, tuple(cache))
+        with pytest.raises(TypeError, match="KVCache"):
+            layer.step(x_t, None)
+    with pytest.raises(ValueError, match="max_len"):
+        layer.empty_cache(2, 0)
+    with pytest.raises(TypeError, match="batch_size"):
+        layer.empty_cache(2.0, 3)
+    assert layer.empty_cache(np.int64(1), 2).keys.dtype == torch.float64
 
 
 def test_causal_attention_edge_cases():
@@ -308,10 +361,6 @@ def test_causal_attention_bad_input():
         layer(torch.zeros(3, 8, dtype=torch.float64))
     with pytest.raises(TypeError):
         layer(torch.zeros(2, 3, 8, dtype=torch.int64))
+    cache = layer.empty_cache(2, 3)
     with pytest.raises(ValueError, match=r"\(B, 8\)"):
-        layer.step(torch.zeros(2, 5, dtype=torch.float64))
-    _, cache = layer.step(torch.zeros(2, 8, dtype=torch.float64))
-    with pytest.raises(ValueError, match="cache keys"):
-        layer.step(torch.zeros(3, 8, dtype=torch.float64), cache)
-    with pytest.raises(TypeError, match="cache"):
-        layer.step(torch.zeros(2, 8, dtype=torch.float64), list(cache))
+        layer.step(torch.zeros(2, 5, dtype=torch.float64), cache)

@@ -1,5 +1,7 @@
 """rnnbook.experiments.bahdanau: the --tiny run, the probes, the seeds."""
 
+import dataclasses
+import datetime
 import json
 
 import numpy as np
@@ -52,6 +54,7 @@ def test_bad_arguments_fail_before_the_work(tmp_path, capsys):
 def test_seed_streams_are_distinct():
     seeds = [bahdanau.run_seeds(r) for r in range(3)]
     seeds.append(bahdanau.run_seeds(0, "dates"))
+    seeds.append(bahdanau.run_seeds(0, "pilot"))
     values = [v for s in seeds for v in s.values()]
     assert len(set(values)) == len(values)
     assert bahdanau.run_seeds(1) == bahdanau.run_seeds(1)
@@ -151,30 +154,116 @@ def test_aligned_symbol_accuracy_forgives_a_shift():
         bahdanau.aligned_symbol_accuracy([[]], [[]])
 
 
-def test_held_out_dates_exclude_the_given_sources():
-    seen = {t for t, _, _, _ in bahdanau.date_examples(
-        300, torch.Generator().manual_seed(0))}  # fmt: skip
-    kept = bahdanau.held_out_dates(50, torch.Generator().manual_seed(0), seen)
-    assert len(kept) == 50 and not {t for t, _, _, _ in kept} & seen
-    # nothing excluded: the plain draw
-    plain = bahdanau.date_examples(50, torch.Generator().manual_seed(1))
-    assert (
-        bahdanau.held_out_dates(50, torch.Generator().manual_seed(1), set())
-        == plain
+def _tiny_date_test(config):
+    """The test examples of run_dates, re-drawn from their seed."""
+    seeds = bahdanau.run_seeds(0, "dates")
+    _, test_days = bahdanau.date_days(config)
+    return bahdanau.date_examples(
+        config.date_test,
+        torch.Generator().manual_seed(seeds["test"]),
+        test_days,
     )
 
 
-def test_date_training_sources_are_the_training_draws():
+def test_held_out_test_dates_never_occur_in_training():
+    config = dataclasses.replace(bahdanau.TINY, date_steps=50, date_test=200)
+    train_days, test_days = bahdanau.date_days(config)
+    assert not set(train_days) & set(test_days)
+    assert len(test_days) == round(0.1 * (len(train_days) + len(test_days)))
+    seen = bahdanau.date_training_examples(config)
+    assert len(seen) > 0.9 * 50 * config.batch_size  # mostly distinct
+    test = _tiny_date_test(config)
+    # no test date occurs in training in any writing, nor any test source
+    assert not {iso for _, iso, _, _ in test} & {iso for _, iso in seen}
+    assert not {t for t, _, _, _ in test} & {t for t, _ in seen}
+    assert {datetime.date.fromisoformat(e[1]) for e in test} <= set(test_days)
+    # without the option both sides draw from every day
+    both = dataclasses.replace(config, date_held_out=False)
+    assert bahdanau.date_days(both) == (None, None)
+
+
+def test_date_training_examples_are_the_training_draws():
     config = bahdanau.TINY
     data = torch.Generator().manual_seed(
         bahdanau.run_seeds(0, "dates")["data"]
     )
+    train_days, _ = bahdanau.date_days(config)
     expected = {
-        t
+        (t, iso)
         for _ in range(config.date_steps)
-        for t, _, _, _ in bahdanau.date_examples(config.batch_size, data)
+        for t, iso, _, _ in bahdanau.date_examples(
+            config.batch_size, data, train_days
+        )
     }
-    assert bahdanau.date_training_sources(config) == expected
+    assert bahdanau.date_training_examples(config) == expected
+
+
+def test_the_pilot_picks_by_validation_and_the_runs_use_its_choice(tmp_path):
+    out = tmp_path / "tiny.json"
+    assert bahdanau.main(["--tiny", "--no-progress", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    pilot, config = result["pilot"], bahdanau.TINY
+    assert pilot["rates"] == list(config.pilot_rates)
+    assert pilot["steps"] == config.pilot_steps
+    assert pilot["n_validation"] == config.n_validation
+    assert len(pilot["runs"]) == len(bahdanau.MODELS) * len(config.pilot_rates)
+    for name in bahdanau.MODELS:
+        runs = [r for r in pilot["runs"] if r["model"] == name]
+        assert [r["lr"] for r in runs] == list(config.pilot_rates)
+        best = min(runs, key=lambda r: (-r["val_exact"], r["val_loss"]))
+        assert pilot["chosen"][name] == best["lr"]
+        for run in result["runs"]:
+            if run["model"] == name:
+                assert run["lr"] == best["lr"]
+    # the pilot's seeds are its own: none is a test or training seed
+    others = {v for r in result["runs"] for v in r["seeds"].values()}
+    others |= set(result["dates"]["seeds"].values())
+    assert not set(pilot["seeds"].values()) & others
+    assert set(pilot["seeds"]) == {"init", "data", "validation"}
+    # both models' sizes, recorded once and per run
+    for run in result["runs"]:
+        assert run["parameters"] == result["parameters"][run["model"]]
+    assert result["parameters"] == bahdanau.parameter_counts(config)
+    # the dates were held out: the stored examples are test dates
+    assert result["dates"]["test_days"] > 0
+    test = _tiny_date_test(config)
+    assert [e["source"] for e in result["dates"]["examples"]] == [
+        t for t, _, _, _ in test[: config.date_examples]
+    ]
+
+
+def test_validation_scores_agree_with_the_loss_and_decoder():
+    torch.manual_seed(0)
+    net = seq2seq_model(len(REVERSAL_VOCAB), 6, 5, True)
+    b = reversal_translation(8, 2, 5, torch.Generator().manual_seed(0))
+    exact, loss = bahdanau.validation_scores(net, b, 10)
+    assert exact == bahdanau.match_rates(net, b, 10)[0]
+    logits = net(b.src, b.src_mask, b.tgt_in)
+    nll = torch.nn.functional.cross_entropy(
+        logits[b.tgt_mask], b.tgt_out[b.tgt_mask]
+    )
+    assert loss == pytest.approx(nll.item(), rel=1e-6)
+
+
+def test_run_seeds_rejects_an_unknown_part():
+    with pytest.raises(ValueError, match="pilot"):
+        bahdanau.run_seeds(0, "nonsense")
+
+
+def test_parameter_matched_sizes():
+    """69 units is the plain size nearest RNNsearch's parameter count."""
+    config = bahdanau.Config()
+    search = bahdanau.parameter_counts(config)["RNNsearch"]
+    gaps = {
+        h: bahdanau.parameter_counts(
+            dataclasses.replace(config, plain_hidden=h)
+        )["RNNencdec"]
+        - search
+        for h in (64, 68, 69, 70)
+    }
+    assert min(gaps, key=lambda h: abs(gaps[h])) == 69
+    assert gaps[68] < 0 < gaps[69]  # no size matches exactly
+    assert abs(gaps[69]) / search < 0.01
 
 
 def test_plain_hidden_sizes_only_the_plain_model(tmp_path):

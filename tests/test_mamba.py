@@ -89,6 +89,26 @@ def test_step_by_step_equals_the_full_forward(selective):
     assert (steps - full).abs().max().item() <= 1e-9
 
 
+def storage_bytes(tensors):
+    """Bytes of the distinct storages behind ``tensors``, each in full:
+    what stays in memory, a view counting its whole base."""
+    storages = {t.untyped_storage().data_ptr(): t for t in tensors}
+    return sum(t.untyped_storage().nbytes() for t in storages.values())
+
+
+@pytest.mark.parametrize("selective", [True, False])
+def test_a_cache_from_step_owns_exactly_its_numbers(selective):
+    block = make_block(selective)
+    cache = block.empty_cache(3)
+    with torch.no_grad():
+        for t in range(5):
+            _, cache = block.step(
+                torch.randn(3, D, dtype=torch.float64), cache
+            )
+            # E (d_conv - 1 + N) float64 numbers per sequence, no more
+            assert storage_bytes(cache) == 3 * E * (K_CONV - 1 + N) * 8
+
+
 @pytest.mark.parametrize("selective", [True, False])
 def test_model_step_equals_forward_and_is_causal(selective):
     torch.manual_seed(1)

@@ -239,8 +239,17 @@ def test_experiment_tiny_run_writes_a_complete_result(tmp_path):
     tiny = exp.TINY
     per_seed = 2 + len(tiny.lstm_lrs)  # S4D, the LSTMs, LSTM-chrono
     noisy = 2 * tiny.noisy_seeds  # S4D and LSTM-chrono
-    expected = len(tiny.lengths) * (tiny.seeds * per_seed + noisy)
+    expected = sum(tiny.seeds) * per_seed + len(tiny.noisy_lengths) * noisy
     assert len(result["runs"]) == expected
+    silent = {
+        (r["T"], r["seed"]) for r in result["runs"] if r["task"] == "silent"
+    }
+    assert silent == {
+        (T, s) for T, n in zip(tiny.lengths, tiny.seeds) for s in range(n)
+    }
+    assert {r["T"] for r in result["runs"] if r["task"] == "noisy"} == set(
+        tiny.noisy_lengths
+    )
     for run in result["runs"]:
         assert len(run["curve"]) == tiny.updates // tiny.record_every
         assert run["test_mse"] >= 0 and run["updates_done"] == tiny.updates
@@ -263,6 +272,20 @@ def test_experiment_runs_are_paired_and_streams_independent():
         _, task, model, lr, T, seed, _ = job
         cells.setdefault((T, seed), set()).add((task, model, lr))
     assert all(("silent", "S4D", 1e-2) in c for c in cells.values())
+    # the LSTM's learning rate is tuned at every length and seed
+    lstm = {("silent", "LSTM", lr) for lr in exp.Config().lstm_lrs}
+    assert all(lstm <= c for c in cells.values())
+
+
+def test_experiment_config_checks_its_seed_counts():
+    from rnnbook.experiments import s4d_vs_lstm as exp
+
+    config = exp.Config()
+    assert config.seeds_at(1000) == 5
+    with pytest.raises(ValueError, match="one seed count per length"):
+        exp.Config(lengths=(100, 200), seeds=(3,))
+    with pytest.raises(ValueError, match="noisy_lengths among lengths"):
+        exp.Config(lengths=(100,), seeds=(3,), noisy_lengths=(200,))
 
 
 def test_silent_task_zeroes_only_the_unmarked_values():
@@ -331,3 +354,28 @@ def test_s4d_model_is_post_norm_and_every_parameter_is_used():
     torch.testing.assert_close(y, model.decoder(h))
     y.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_long_range_sweep_plot_draws_every_seed():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rnnbook import plots
+
+    errors = {
+        "S4D": {100: [0.001, 0.002], 1000: [0.003, 0.004, 0.005]},
+        "LSTM": {100: [0.04, 0.05], 1000: [0.04, 0.04, 0.04]},
+    }
+    fig = plots.plot_long_range_sweep(errors, 0.04, threshold=0.1)
+    (ax,) = fig.axes
+    dots = [
+        y
+        for line in ax.lines
+        if line.get_linestyle() == "None"
+        for y in line.get_ydata()
+    ]
+    expected = [
+        e / 0.04 for m in errors.values() for r in m.values() for e in r
+    ]
+    assert sorted(dots) == pytest.approx(sorted(expected))
+    matplotlib.pyplot.close(fig)

@@ -15,8 +15,10 @@ from rnnbook.tasks import (
     REVERSAL_TARGET,
     REVERSAL_VOCAB,
     Vocab,
+    all_dates,
     date_examples,
     date_normalization,
+    date_split,
     date_vocab,
     reversal_examples,
     reversal_translation,
@@ -125,3 +127,59 @@ def test_date_batch_decodes_back():
     assert b.tgt_out.shape[1] == 11  # ten characters and EOS
     with pytest.raises(TypeError, match="torch.Generator"):
         date_examples(3, None)
+
+
+def test_all_dates_is_the_calendar_of_the_range():
+    days = all_dates()
+    assert days[0] == datetime.date(1950, 1, 1)
+    assert days[-1] == datetime.date(2049, 12, 31)
+    assert len(days) == 36525  # 100 years, 25 of them leap years
+    assert all(b - a == datetime.timedelta(days=1) for a, b in zip(
+        days, days[1:]))  # fmt: skip
+
+
+def test_date_examples_draw_from_the_given_days():
+    # every day, in order: the same draws as the default
+    assert date_examples(40, gen(3), all_dates()) == date_examples(40, gen(3))
+    few = [datetime.date(1990, 6, 5), datetime.date(2001, 1, 31)]
+    isos = {iso for _, iso, _, _ in date_examples(200, gen(4), few)}
+    assert isos == {"1990-06-05", "2001-01-31"}
+    with pytest.raises(ValueError, match="at least one day"):
+        date_examples(3, gen(), [])
+    with pytest.raises(ValueError, match="1950-01-01 to 2049-12-31"):
+        date_examples(3, gen(), [datetime.date(2050, 1, 1)])
+    with pytest.raises(TypeError, match="datetime.date"):
+        date_examples(3, gen(), ["1990-06-05"])
+    with pytest.raises(TypeError, match="datetime.date"):
+        date_examples(3, gen(), [datetime.datetime(1990, 6, 5)])
+    with pytest.raises(TypeError, match="sequence"):
+        date_examples(3, gen(), "1990-06-05")
+
+
+def test_date_split_partitions_the_calendar():
+    train, test = date_split(0.1, gen(7))
+    assert not set(train) & set(test)  # disjoint
+    assert sorted(train + test) == list(all_dates())  # every day once
+    assert list(train) == sorted(train) and list(test) == sorted(test)
+    assert len(test) == round(0.1 * 36525)
+    assert date_split(0.1, gen(7)) == (train, test)  # seeded
+    assert date_split(0.1, gen(8)) != (train, test)
+    # spread over the calendar: every year, month and day of the month
+    for part in ("year", "month", "day"):
+        assert {getattr(d, part) for d in test} == {
+            getattr(d, part) for d in all_dates()
+        }
+    # drawing from each side: no ISO date in common
+    seen = {iso for _, iso, _, _ in date_examples(3000, gen(1), train)}
+    held = {iso for _, iso, _, _ in date_examples(300, gen(2), test)}
+    assert not seen & held
+    assert len(date_split(1e-9, gen())[1]) == 1  # at least one test day
+    assert len(date_split(1 - 1e-9, gen())[0]) == 1  # and one to train
+    for bad in (0, 1, -0.5, 1.5):
+        with pytest.raises(ValueError, match="0 < held_out < 1"):
+            date_split(bad, gen())
+    for bad in (True, "0.1", None):
+        with pytest.raises(TypeError, match="held_out"):
+            date_split(bad, gen())
+    with pytest.raises(TypeError, match="Generator"):
+        date_split(0.1, 0)

@@ -104,6 +104,37 @@ def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
     return (1 - z) * n + z * h
 ''',
     ),
+    "04_seq2seq_attention": (
+        "score_gradient",
+        '''\
+def score_gradient(weights, keys, grad_context):
+    """Treats the softmax as elementwise: drops the term -alpha_j g^T c."""
+    return weights * torch.einsum("bsd,bd->bs", keys, grad_context)
+''',
+    ),
+    "05_linear_recurrences": (
+        "causal_conv",
+        '''\
+def causal_conv(u, K):
+    """No zero padding: circular, so the end of u wraps onto its start."""
+    L = u.shape[-1]
+    return torch.fft.irfft(torch.fft.rfft(u) * torch.fft.rfft(K), L)
+''',
+    ),
+    "06_hippo_s4": (
+        "s4d_layer",
+        '''\
+def s4d_layer(u, A, C, dt, D, W, b):
+    """GLU on the wrong half: sigmoid(first half) gates the second."""
+    T = u.shape[1]
+    K = s4d_kernel(A, torch.ones_like(A), C, dt, T)
+    n = 2 * T
+    z = torch.fft.irfft(torch.fft.rfft(u.mT, n) * torch.fft.rfft(K, n), n)
+    z = z[..., :T].mT + D * u
+    p, q = (F.gelu(z) @ W.T + b).chunk(2, dim=-1)
+    return torch.sigmoid(p) * q
+''',
+    ),
 }
 """The deliberately wrong submission of each assignment (see ``samples``)."""
 

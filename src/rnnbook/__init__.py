@@ -14,13 +14,17 @@ One concept per module (the book's style guide), imports flowing downward:
   the loss wall (Chapter 2)
 - ``gated``      the LSTM and the GRU from their equations (Chapter 3)
 - ``attention``  additive (Bahdanau), dot and scaled dot attention, masked
-  (Chapter 4)
+  (Chapter 4); causal self-attention with a key-value cache (Chapter 7)
 - ``seq2seq``    encoder, decoders with and without attention, greedy and beam
   search (Chapter 4)
 - ``ssm``        linear state space models: discretization, kernel, scan,
   FFT convolution, HiPPO (Chapters 5-6)
 - ``s4d``        diagonal state spaces: the Vandermonde kernel, S4D's
   initializations, the S4D layer and model (Chapter 6)
+- ``selective``  the selective scan: the reference loop, a chunked parallel
+  scan and one recurrent step (Chapter 7)
+- ``mamba``      the Mamba block and a small Mamba model, with a recurrent
+  mode (Chapter 7)
 - ``probes``     gradient-flow probes and the small experiments of Chapter 3
 - ``tasks``      seeded synthetic tasks
 - ``train``      the training loop, which stops on a non-finite loss
@@ -28,7 +32,8 @@ One concept per module (the book's style guide), imports flowing downward:
 - ``widgets``    interactive explorers, each with a static twin
 - ``display``    shows the source of the code a chapter runs
 - ``experiments`` runs longer than a chapter (``chapter1``, ``pascanu``,
-  ``chapter2``, ``chapter3``, ``bahdanau``, ``s4d_vs_lstm``);
+  ``chapter2``, ``chapter3``, ``bahdanau``, ``s4d_vs_lstm``,
+  ``selective_copying``, ``mamba_inference``);
   results in ``rnnbook.data``
 
 The book's tooling (building the book, re-executing chapters, assignments)

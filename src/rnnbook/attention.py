@@ -32,10 +32,12 @@ autograd.
 """
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from rnnbook._checks import check_int as _check_int
 from rnnbook._checks import check_positive_int as _check_positive_int
 from rnnbook._checks import check_tensor as _check_tensor
 
@@ -293,6 +295,21 @@ def additive_attention_backward(
 # ------------------------------------- causal self-attention, a KV cache
 
 
+class KVCache(NamedTuple):
+    """The key-value cache of :class:`CausalSelfAttention`, pre-allocated.
+
+    ``keys``, ``values`` ``(B, heads, S_max, Dh)``: room for S_max
+    positions, of which the first ``length`` hold the keys and values of
+    the positions seen so far; the rest is not read. Its memory is fixed
+    when it is made (:meth:`CausalSelfAttention.empty_cache`), as in
+    generation code that allocates the cache for the longest sequence once.
+    """
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    length: int
+
+
 class CausalSelfAttention(nn.Module):
     """Causal multi-head self-attention with a key-value cache (Chapter 7).
 
@@ -307,16 +324,17 @@ class CausalSelfAttention(nn.Module):
 
     Position t attends to positions 0..t only (causal). :meth:`forward`
     computes every position at once; :meth:`step` computes one new
-    position in generation, keeping every earlier k_j and v_j in a cache:
-    2 S D numbers per sequence after S tokens, growing with the context,
-    where a recurrent model such as Mamba keeps a state of constant size.
+    position in generation, keeping every earlier k_j and v_j in a
+    :class:`KVCache`: 2 S D numbers per sequence after S tokens, growing
+    with the context, where a recurrent model such as Mamba keeps a state
+    of constant size.
 
     Args:
         D: the model size, a positive int.
         heads: the number of heads, a positive int dividing D.
 
     Shapes: B batch size, T sequence length, D model size, S cached
-    positions, Dh = D / heads.
+    positions, S_max the cache's capacity, Dh = D / heads.
     """
 
     def __init__(self, D, heads=1):
@@ -363,43 +381,87 @@ class CausalSelfAttention(nn.Module):
         scores = scores.masked_fill(later, float("-inf"))  # j > t: weight 0
         return self._merge(torch.softmax(scores, dim=-1) @ v)
 
-    def step(self, x_t, cache=None):
+    def empty_cache(self, batch_size, max_len, dtype=None, device=None):
+        """A :class:`KVCache` with room for ``max_len`` positions, empty.
+
+        Two (batch_size, heads, max_len, Dh) tensors, allocated once
+        (their content is not read until :meth:`step` writes it), and
+        length 0. dtype and device default to the weights'.
+        """
+        batch_size = _check_positive_int("batch_size", batch_size)
+        max_len = _check_positive_int("max_len", max_len)
+        like = self.out.weight
+        shape = (batch_size, self.heads, max_len, self.D // self.heads)
+        keys, values = (
+            torch.empty(
+                shape, dtype=dtype or like.dtype, device=device or like.device
+            )
+            for _ in "kv"
+        )
+        return KVCache(keys, values, 0)
+
+    def _check_cache(self, cache, x_t):
+        if not isinstance(cache, KVCache):
+            raise TypeError(
+                "expected cache to be a KVCache (see empty_cache), got "
+                f"{type(cache).__name__}"
+            )
+        B, Dh = x_t.shape[0], self.D // self.heads
+        text = f"({B}, {self.heads}, S_max, {Dh})"
+        for name, c in zip(("keys", "values"), cache[:2]):
+            _check_tensor(f"cache {name}", c, 4, text, real=True)
+            if (c.shape[:2], c.shape[3]) != ((B, self.heads), Dh) or (
+                c.shape != cache.keys.shape
+            ):
+                raise ValueError(
+                    f"expected cache {name} of shape {text} like the keys, "
+                    f"got {tuple(c.shape)}"
+                )
+            if c.dtype != x_t.dtype or c.device != x_t.device:
+                raise ValueError(
+                    f"expected cache {name} of x_t's dtype {x_t.dtype} on "
+                    f"{x_t.device}, got {c.dtype} on {c.device}"
+                )
+        length = _check_int("cache length", cache.length, 0)
+        S_max = cache.keys.shape[2]
+        if length >= S_max:
+            raise ValueError(
+                f"expected cache length in 0..{S_max - 1} (room for one more "
+                f"position), got {length}: the cache is "
+                + ("full" if length == S_max else "mismatched")
+            )
+        return length
+
+    def step(self, x_t, cache):
         """One new position, attending over the cache and itself.
+
+        Writes this position's key and value IN PLACE at index
+        ``cache.length`` of the cache's tensors (no copy of the cache) and
+        attends over positions 0..length. Meant for generation under
+        :func:`torch.no_grad`: autograd would see the in-place writes.
 
         Args:
             x_t: (B, D), the input at the new position t.
-            cache: ``None`` before the first position, else the
-                ``(keys, values)`` returned by the previous step, each
-                (B, heads, S, Dh) for the S = t positions before.
+            cache: the :class:`KVCache` from :meth:`empty_cache` or from
+                the previous step, with length = t < S_max.
 
         Returns:
             ``(y_t, cache)``: y_t (B, D), equal to ``forward(x)[:, t]``;
-            the cache with this position's key and value appended, each
-            (B, heads, S + 1, Dh).
+            ``KVCache(keys, values, t + 1)``, the same storage as the cache
+            given. Raises ValueError when the cache is full (t = S_max) or
+            does not match x_t.
         """
         _check_tensor("x_t", x_t, 2, f"(B, {self.D})", real=True)
-        B, Dh = x_t.shape[0], self.D // self.heads
         if x_t.shape[1] != self.D:
             raise ValueError(
                 f"expected x_t of shape (B, {self.D}), got {tuple(x_t.shape)}"
             )
+        t = self._check_cache(cache, x_t)
+        keys, values, _ = cache
         q, k, v = self._split(self.qkv(x_t[:, None]))  # (B, heads, 1, Dh)
-        if cache is not None:
-            if not isinstance(cache, tuple) or len(cache) != 2:
-                raise TypeError(
-                    "expected cache to be None or the (keys, values) tuple "
-                    f"a previous step returned, got {type(cache).__name__}"
-                )
-            for name, c in zip(("keys", "values"), cache):
-                text = f"({B}, {self.heads}, S, {Dh})"
-                _check_tensor(f"cache {name}", c, 4, text, real=True)
-                if (c.shape[:2], c.shape[3]) != ((B, self.heads), Dh):
-                    raise ValueError(
-                        f"expected cache {name} of shape {text}, got "
-                        f"{tuple(c.shape)}"
-                    )
-            k = torch.cat([cache[0], k], dim=2)  # (B, heads, S + 1, Dh)
-            v = torch.cat([cache[1], v], dim=2)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(Dh)  # (B, heads, 1, S+1)
+        keys[:, :, t : t + 1] = k  # in place: no copy of the cache
+        values[:, :, t : t + 1] = v
+        k, v = keys[:, :, : t + 1], values[:, :, : t + 1]  # (B, h, t+1, Dh)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
         o = torch.softmax(scores, dim=-1) @ v  # (B, heads, 1, Dh)
-        return self._merge(o)[:, 0], (k, v)
+        return self._merge(o)[:, 0], KVCache(keys, values, t + 1)

@@ -46,6 +46,11 @@ class MambaCache(NamedTuple):
 
     ``conv`` ``(B, E, d_conv - 1)``: the last inputs of the convolution.
     ``ssm`` ``(B, E, N)``: the state h of every channel.
+
+    E (d_conv - 1 + N) numbers per sequence, and a cache returned by
+    :meth:`MambaBlock.step` owns exactly these (two tensors, no views of
+    larger ones). The reference code instead keeps a d_conv-wide buffer
+    updated in place (``allocate_inference_cache``), E more numbers.
     """
 
     conv: torch.Tensor
@@ -260,7 +265,9 @@ class MambaBlock(nn.Module):
             dA = torch.exp(delta[:, None] * self.A)  # (E, N)
             h = dA * cache.ssm + (delta[:, None] * Bt) * x.unsqueeze(-1)
             y = ((h * Ct).sum(-1) + self.D * x) * F.silu(z)  # (B, E)
-        return self.out_proj(y), MambaCache(window[..., 1:], h)
+        # clone: the new cache owns its (B, E, d_conv - 1) numbers, not a
+        # view keeping the whole (B, E, d_conv) window alive
+        return self.out_proj(y), MambaCache(window[..., 1:].clone(), h)
 
 
 class MambaModel(nn.Module):

@@ -1215,6 +1215,60 @@ def plot_long_range(curves, baseline, record_every):
     return fig
 
 
+def plot_long_range_sweep(errors, baseline, threshold=None):
+    """Final test error of every run against the sequence length.
+
+    Args:
+        errors: ``{label: {T: (S,) test MSEs}}``: for each model and length,
+            the test error of each of its S seeds (S may differ between
+            lengths). Each seed is a dot, shifted a little sideways per
+            model so that equal errors stay apart; the median over seeds is
+            a line. The label's first word picks the colour (S4D or LSTM);
+            models of one family differ in marker and line style.
+        baseline: the error of the constant prediction; the y-axis is the
+            test error divided by it (log scale), and 1 is a dotted line.
+        threshold: a success threshold in the same units, a dashed line,
+            or None.
+    """
+    import numpy as np
+
+    colors = {"S4D": COLORS["ssm"], "LSTM": COLORS["lstm"]}
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
+    fig, ax = figure(width=6.4, height=3.6)
+    lengths = sorted({T for runs in errors.values() for T in runs})
+    shifts = np.linspace(-0.06, 0.06, len(errors))
+    seen = {}
+    for shift, (label, runs) in zip(shifts, errors.items()):
+        family = label.split()[0]
+        seen[family] = seen.get(family, -1) + 1
+        marker, ls = styles[seen[family] % len(styles)]
+        Ts = [T for T in lengths if T in runs]
+        x = {T: np.log10(T) + shift for T in Ts}
+        medians = [np.median(np.asarray(runs[T]) / baseline) for T in Ts]
+        ax.plot([x[T] for T in Ts], medians, ls=ls, color=colors[family])
+        for i, T in enumerate(Ts):
+            e = np.asarray(runs[T], dtype=float) / baseline
+            ax.plot(
+                np.full(len(e), x[T]),
+                e,
+                marker,
+                ms=5,
+                mfc="none",
+                color=colors[family],
+                ls="",
+                label=label if i == 0 else None,
+            )
+    ax.set_yscale("log")
+    ax.axhline(1, color="k", ls=":", lw=1, label="predict 0.5")
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls="--", lw=0.8, label="learned")
+    ax.set_xticks(np.log10(lengths), [str(T) for T in lengths])
+    ax.set_xlabel("sequence length T (log scale)")
+    ax.set_ylabel("test MSE / MSE of predicting 0.5")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
 # ------------------------------------------------------ Chapter 7: Mamba
 
 CH7_MODELS = {

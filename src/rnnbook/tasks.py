@@ -141,6 +141,7 @@ def adding_problem(n, T, generator):
 
 import datetime  # noqa: E402
 import functools  # noqa: E402
+import numbers  # noqa: E402
 from typing import NamedTuple  # noqa: E402
 
 
@@ -334,10 +335,11 @@ def _date_format(day, style, locale):
     return format_date(day, format=style, locale=locale)
 
 
-def date_examples(n, generator):
+def date_examples(n, generator, days=None):
     """Dates as people write them, in several languages, and their ISO form.
 
-    A date is drawn uniformly from :data:`DATE_RANGE`, a locale from
+    A date is drawn uniformly from :data:`DATE_RANGE` (or from ``days``),
+    a locale from
     :data:`DATE_LOCALES` and a format from :data:`DATE_FORMATS` (minus
     :data:`DATE_EXCLUDED`), and written with the Unicode CLDR data shipped
     in ``babel`` (no network). The target is ISO 8601, ``YYYY-MM-DD``. Both
@@ -351,30 +353,102 @@ def date_examples(n, generator):
 
     Args:
         n: number of examples. generator: a seeded ``torch.Generator``.
+        days: ``None`` (every day of :data:`DATE_RANGE`) or a non-empty
+            sequence of ``datetime.date`` to draw from, e.g. one side of
+            :func:`date_split`. All the days, in order, give the same
+            draws as ``None``.
 
     Returns:
         A list of ``n`` tuples ``(text, iso, locale, format)`` (strings).
     """
     _check_sizes(n, 1, 1, "date_examples")
     _check_generator(generator, "date_examples")
-    first, last = (datetime.date.fromisoformat(d) for d in DATE_RANGE)
+    pool = all_dates() if days is None else _check_days(days)
     styles = [
         (loc, fmt)
         for loc in DATE_LOCALES
         for fmt in DATE_FORMATS
         if (loc, fmt) not in DATE_EXCLUDED
     ]
-    offsets = torch.randint(
-        0, (last - first).days + 1, (n,), generator=generator
-    )
+    offsets = torch.randint(0, len(pool), (n,), generator=generator)
     choices = torch.randint(0, len(styles), (n,), generator=generator)
     examples = []
     for k, c in zip(offsets.tolist(), choices.tolist()):
-        day = first + datetime.timedelta(days=k)
+        day = pool[k]
         locale, fmt = styles[c]
         text = _date_format(day, fmt, locale)
         examples.append((text, day.isoformat(), locale, fmt))
     return examples
+
+
+@functools.cache
+def all_dates():
+    """Every day of :data:`DATE_RANGE`, in order (a tuple of dates)."""
+    first, last = (datetime.date.fromisoformat(d) for d in DATE_RANGE)
+    return tuple(
+        first + datetime.timedelta(days=k)
+        for k in range((last - first).days + 1)
+    )
+
+
+def _check_days(days):
+    """``days`` as a tuple of dates inside :data:`DATE_RANGE`, else raise."""
+    if isinstance(days, (str, bytes)) or not hasattr(days, "__len__"):
+        raise TypeError(
+            "date_examples: expected days to be a sequence of "
+            f"datetime.date, got {type(days).__name__}"
+        )
+    days = tuple(days)
+    if not days:
+        raise ValueError("date_examples: expected at least one day, got 0")
+    first, last = all_dates()[0], all_dates()[-1]
+    for day in days:
+        if type(day) is not datetime.date:  # a datetime is not a day
+            raise TypeError(
+                "date_examples: expected days of type datetime.date, "
+                f"got {type(day).__name__}"
+            )
+        if not first <= day <= last:
+            raise ValueError(
+                f"date_examples: expected days from {first} to {last}, "
+                f"got {day}"
+            )
+    return days
+
+
+def date_split(held_out, generator):
+    """Split the calendar: ``(train_days, test_days)``, disjoint.
+
+    A random ``held_out`` fraction of the days of :data:`DATE_RANGE`
+    (rounded to whole days, at least one, and at least one left for
+    training) is set aside for testing; the rest train. Both are tuples of
+    ``datetime.date`` in calendar order, together every day exactly once.
+    A test date then never occurs in training in *any* writing, which
+    holding out source strings alone would not ensure (the same day,
+    written in another language, would be seen).
+
+    Args:
+        held_out: the test fraction, a float in ``(0, 1)``.
+        generator: a seeded ``torch.Generator`` (one permutation drawn).
+    """
+    if isinstance(held_out, bool) or not isinstance(held_out, numbers.Real):
+        raise TypeError(
+            f"date_split: expected held_out to be a float, "
+            f"got {type(held_out).__name__}"
+        )
+    if not 0 < held_out < 1:
+        raise ValueError(
+            f"date_split: expected 0 < held_out < 1, got {held_out}"
+        )
+    _check_generator(generator, "date_split")
+    days = all_dates()
+    n_test = min(max(round(held_out * len(days)), 1), len(days) - 1)
+    order = torch.randperm(len(days), generator=generator)
+    test = set(order[:n_test].tolist())
+    return (
+        tuple(d for k, d in enumerate(days) if k not in test),
+        tuple(d for k, d in enumerate(days) if k in test),
+    )
 
 
 @functools.cache

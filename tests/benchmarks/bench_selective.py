@@ -16,12 +16,15 @@ runs, in turn (interleaved, so both see the same machine load):
 
 - ``loop``: :func:`rnnbook.selective.selective_scan`, L sequential steps;
 - ``parallel``: :func:`rnnbook.selective.selective_scan_parallel`, the
-  chunked scan (about 2 sqrt(L) vectorised steps);
+  chunked scan: 2K + ceil(L / K) - 1 vectorised steps with chunks of
+  K = sqrt(L / 4) positions, about 3 sqrt(L);
 
 first the forward pass alone (under ``torch.no_grad``, as in generation of
 a whole prompt), then forward and backward (the gradients of every input
-of ``sum(w * y)``). Medians of the repeats and the ratios loop / parallel
-are printed; before timing, the two are checked to agree.
+of ``sum(w * y)``). Medians of the repeats, the ratio of the medians loop /
+parallel, and the median of the per-round ratios with their min-max (the
+spread between rounds) are printed; before timing, the two are checked to
+agree.
 
 Memory, for forward + backward at each L:
 
@@ -210,6 +213,12 @@ def time_length(L, threads, args):
             times["parallel"]
         )
         row[mode]["ratio_loop_over_parallel"] = ratio
+        per_round = [a / b for a, b in zip(times["loop"], times["parallel"])]
+        row[mode]["ratio_per_round"] = {
+            "median": statistics.median(per_round),
+            "min": min(per_round),
+            "max": max(per_round),
+        }
         print(
             f"L = {L:6d}  {mode:<17}"
             + "".join(
@@ -217,6 +226,8 @@ def time_length(L, threads, args):
                 for k, t in times.items()
             )
             + f"   loop / parallel = {ratio:5.1f}"
+            + f" (per round {statistics.median(per_round):.1f}, "
+            f"{min(per_round):.1f}-{max(per_round):.1f})"
         )
     return row
 

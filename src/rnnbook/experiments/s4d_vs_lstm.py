@@ -1,22 +1,24 @@
-"""The adding problem at T = 1000: an S4D model against an LSTM.
+"""The adding problem from T = 100 to 2000: an S4D model against an LSTM.
 
 Chapter 6's experiment. The task is :func:`rnnbook.tasks.adding_problem`
 with its distractors silenced (:func:`adding_batch`): every value that is
-not marked is set to 0, so the answer still lies 500 to 1000 steps back but
+not marked is set to 0, so the answer still lies T/2 to T steps back but
 the steps in between carry no noise, as in Hochreiter & Schmidhuber's
-(1997) noise-free long-lag experiments. On each seed of
-``Config.noisy_seeds`` the S4D model and the chrono LSTM also train on the
-original, noisy task. The models have about the same number of
-parameters, take the same number of Adam updates on the same batches, and
-are tested on the same fresh sequences:
+(1997) noise-free long-lag experiments. It runs at every length of
+``Config.lengths`` (``Config.seeds`` seeds each); at the lengths of
+``Config.noisy_lengths`` the S4D model and the chrono LSTM also train on
+the original, noisy task (``Config.noisy_seeds`` seeds). The models
+have about the same number of parameters, take the same number of Adam
+updates on the same batches, and are tested on the same fresh sequences:
 
 - S4D: :class:`rnnbook.s4d.S4DModel` (two S4D-Lin layers), Adam with the
   SSM parameters at a smaller learning rate (S4D's recipe);
 - LSTM: Chapter 3's :class:`rnnbook.gated.LSTM` initialization with the
   forget-gate bias at 1, run by ``torch.nn.LSTM``'s kernels (Chapter 3
   shows the two compute the same function), gradient norms clipped at 1,
-  and its learning rate tuned: every rate of ``Config.lstm_lrs`` is run
-  and all are recorded, so the chapter can show the best;
+  and its learning rate tuned per length: every rate of
+  ``Config.lstm_lrs`` is run at every length and all are recorded, so the
+  chapter can show the best;
 - LSTM-chrono: the same LSTM with Tallec & Ollivier's (2018) chrono
   initialization (:func:`chrono_init_`), at ``Config.chrono_lr``.
 
@@ -66,9 +68,10 @@ TASKS = ("silent", "noisy")
 
 @dataclass
 class Config:
-    lengths: tuple = (1000,)
-    seeds: int = 5
-    noisy_seeds: int = 5  # S4D and LSTM-chrono runs on the noisy task
+    lengths: tuple = (100, 250, 500, 1000, 2000)
+    seeds: tuple = (3, 3, 3, 5, 2)  # seeds[i] seeds at lengths[i]
+    noisy_lengths: tuple = (1000,)  # S4D and LSTM-chrono on the noisy task
+    noisy_seeds: int = 5  # at each of noisy_lengths
     updates: int = 800
     batch_size: int = 16
     s4d_channels: int = 16  # H
@@ -84,10 +87,27 @@ class Config:
     n_test: int = 1000
     record_every: int = 10
 
+    def __post_init__(self):
+        if len(self.seeds) != len(self.lengths):
+            raise ValueError(
+                f"expected one seed count per length ({len(self.lengths)})"
+                f", got {len(self.seeds)}"
+            )
+        if not set(self.noisy_lengths) <= set(self.lengths):
+            raise ValueError(
+                f"expected noisy_lengths among lengths {self.lengths}, "
+                f"got {self.noisy_lengths}"
+            )
+
+    def seeds_at(self, T):
+        """The number of seeds of the silent task at length T."""
+        return dict(zip(self.lengths, self.seeds))[T]
+
 
 TINY = Config(
     lengths=(12, 20),
-    seeds=1,
+    seeds=(1, 2),
+    noisy_lengths=(20,),
     updates=6,
     batch_size=4,
     s4d_channels=4,
@@ -300,12 +320,12 @@ def jobs(config, device="cpu"):
     todo = [
         (config, "silent", model, lr, T, seed, device)
         for T in sorted(config.lengths, reverse=True)
-        for seed in range(config.seeds)
+        for seed in range(config.seeds_at(T))
         for model, lr in runs
     ]
     return todo + [
         (config, "noisy", model, lr, T, seed, device)
-        for T in sorted(config.lengths, reverse=True)
+        for T in sorted(config.noisy_lengths, reverse=True)
         for seed in range(config.noisy_seeds)
         for model, lr in noisy
     ]

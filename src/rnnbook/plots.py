@@ -1333,10 +1333,12 @@ def plot_gate_discretization(a, gate, euler, deltas, ratio, init_range):
             equals B-bar for N = 1, A = -1, B = 1 (left, with 1 - gate,
             which is A-bar).
         euler: (M,) softplus(a), the input weight of the Euler step.
-        deltas, ratio: the step Delta and the ratio of the Euler step's
-            B-bar to zero-order hold's minus one, on log-log axes (right).
-        init_range: ``(low, high)``, Mamba's initial range of Delta,
-            shaded.
+        deltas, ratio: z = Delta |a| for a diagonal entry a of A (for
+            A = -1, the step Delta) and the ratio of the Euler step's
+            B-bar to zero-order hold's minus one, z / (1 - e^{-z}) - 1,
+            on log-log axes (right).
+        init_range: ``(low, high)``, the range of z = Delta |A| at
+            Mamba's initialization, shaded.
     """
     fig, (ax, ax_r) = figure(ncols=2, width=4.4)
     ax.plot(
@@ -1365,9 +1367,9 @@ def plot_gate_discretization(a, gate, euler, deltas, ratio, init_range):
         color=COLORS["reference"],
         alpha=0.2,
         lw=0,
-        label="Mamba's initial $\\Delta$",
+        label="Mamba's initial $\\Delta |A|$",
     )
-    ax_r.set_xlabel(r"step $\Delta$")
+    ax_r.set_xlabel(r"$z = \Delta |a|$")
     ax_r.set_ylabel(r"Euler $\bar B$ / ZOH $\bar B$ $-$ 1")
     ax_r.legend(fontsize=8, loc="upper left")
     return fig

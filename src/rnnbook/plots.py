@@ -1270,3 +1270,217 @@ def plot_long_range_sweep(errors, baseline, threshold=None):
 
 
 # ------------------------------------------------------ Chapter 7: Mamba
+
+CH7_MODELS = {
+    "gate": COLORS["mamba"],
+    "LTI": COLORS["ssm"],
+    "ZOH": COLORS["mamba"],
+    "Euler": COLORS["lstm"],
+}
+"""Colours of Chapter 7's figures: selective (Mamba) against fixed (LTI)."""
+
+
+def plot_selection_demo(u, state, target, kernels):
+    """A selective gate against the best fixed kernel on one demo task.
+
+    Args:
+        u: (L,) one input sequence, zero except at its marked tokens
+            (drawn as stems).
+        state: (L,) the gated state h_t on that sequence (a step line).
+        target: the value the state should end on (a dotted line).
+        kernels: ``{task: K}``, each K a (L,) least-squares kernel over
+            the lags 0, ..., L-1 (right).
+    """
+    fig, (ax, ax_k) = figure(ncols=2, width=4.4)
+    steps = np.arange(len(u))
+    marked = np.flatnonzero(u)
+    ax.vlines(marked, 0, u[marked], color=COLORS["reference"], lw=2)
+    ax.plot(
+        marked,
+        u[marked],
+        "o",
+        color=COLORS["reference"],
+        ms=4,
+        label="marked token",
+    )
+    ax.step(
+        steps,
+        state,
+        where="post",
+        color=CH7_MODELS["gate"],
+        label=r"gated state $h_t$",
+    )
+    ax.axhline(target, color="k", ls=":", lw=1, label="target")
+    ax.set_xlabel("step t")
+    ax.set_ylabel("value")
+    ax.set_ylim(top=1.3 * max(u.max(), target))  # room for the legend
+    ax.legend(fontsize=8, loc="upper left", ncol=3)
+    for (task, K), color in zip(kernels.items(), ("#DA8BC3", "#8172B3")):
+        ax_k.plot(np.arange(len(K)), K, color=color, label=task)
+    ax_k.axhline(0, color="k", lw=0.6)
+    ax_k.set_xlabel("lag j")
+    ax_k.set_ylabel(r"best fixed kernel $K_j$")
+    ax_k.legend(fontsize=8)
+    return fig
+
+
+def plot_gate_discretization(a, gate, euler, deltas, ratio, init_range):
+    """Theorem 1's gate and the Euler step for B, side by side.
+
+    Args:
+        a: (M,) values of Linear(x_t).
+        gate: (M,) sigma(a), the input weight of zero-order hold, which
+            equals B-bar for N = 1, A = -1, B = 1 (left, with 1 - gate,
+            which is A-bar).
+        euler: (M,) softplus(a), the input weight of the Euler step.
+        deltas, ratio: z = Delta |a| for a diagonal entry a of A (for
+            A = -1, the step Delta) and the ratio of the Euler step's
+            B-bar to zero-order hold's minus one, z / (1 - e^{-z}) - 1,
+            on log-log axes (right).
+        init_range: ``(low, high)``, the range of z = Delta |A| at
+            Mamba's initialization, shaded.
+    """
+    fig, (ax, ax_r) = figure(ncols=2, width=4.4)
+    ax.plot(
+        a,
+        1 - gate,
+        color=COLORS["reference"],
+        label=r"$\bar A = e^{-\Delta} = 1 - \sigma(a)$",
+    )
+    ax.plot(
+        a, gate, color=CH7_MODELS["ZOH"], label=r"ZOH $\bar B = \sigma(a)$"
+    )
+    ax.plot(
+        a,
+        euler,
+        color=CH7_MODELS["Euler"],
+        ls="--",
+        label=r"Euler $\bar B = \Delta$",
+    )
+    ax.set_ylim(-0.05, 2.05)
+    ax.set_xlabel(r"$a = \mathrm{Linear}(x_t)$")
+    ax.set_ylabel("weight")
+    ax.legend(fontsize=8, loc="upper left")
+    ax_r.loglog(deltas, ratio, color=CH7_MODELS["Euler"])
+    ax_r.axvspan(
+        *init_range,
+        color=COLORS["reference"],
+        alpha=0.2,
+        lw=0,
+        label="Mamba's initial $\\Delta |A|$",
+    )
+    ax_r.set_xlabel(r"$z = \Delta |a|$")
+    ax_r.set_ylabel(r"Euler $\bar B$ / ZOH $\bar B$ $-$ 1")
+    ax_r.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+CH7_COPY_MODELS = {
+    "S4D": COLORS["ssm"],
+    "Mamba-LTI": "#DA8BC3",
+    "Mamba": COLORS["mamba"],
+}
+"""Colours of the selective-copying models: two time-invariant, one not."""
+
+
+def plot_selective_copying(curves, final, paper, chance):
+    """Selective copying: test accuracy in training, and at the end.
+
+    Args:
+        curves: ``{model: [(updates, accuracies), ...]}``, one pair of
+            lists per seed; the median over seeds is drawn as a line and
+            the range as a band (left).
+        final: ``{model: [accuracy per seed]}``, drawn as bars (the mean)
+            with one dot per seed (right), in percent.
+        paper: ``{model: accuracy in %}``, the paper's matching rows, drawn
+            as hatched bars beside ours.
+        chance: the accuracy of guessing, a dotted line on both panels.
+    """
+    fig, (ax, ax_bar) = figure(ncols=2, width=4.4)
+    for model, runs in curves.items():
+        color = CH7_COPY_MODELS[model]
+        x = np.asarray(runs[0][0])
+        accs = np.asarray([acc for _, acc in runs]) * 100
+        ax.plot(x, np.median(accs, 0), color=color, label=model)
+        ax.fill_between(
+            x, accs.min(0), accs.max(0), color=color, alpha=0.25, lw=0
+        )
+    for axis in (ax, ax_bar):
+        axis.axhline(100 * chance, color="k", ls=":", lw=1, label="chance")
+    ax.set_xlabel("update")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8)
+    models = list(final)
+    pos = np.arange(len(models))
+    for i, model in enumerate(models):
+        color = CH7_COPY_MODELS[model]
+        accs = 100 * np.asarray(final[model])
+        ax_bar.bar(
+            i - 0.2,
+            accs.mean(),
+            0.38,
+            color=color,
+            label="ours" if i == 0 else None,
+        )
+        ax_bar.plot(np.full(len(accs), i - 0.2), accs, "k.", ms=5)
+        ax_bar.bar(
+            i + 0.2,
+            paper[model],
+            0.38,
+            color="white",
+            edgecolor=color,
+            hatch="//",
+            label="paper, Table 1" if i == 0 else None,
+        )
+    ax_bar.set_xticks(pos, models)
+    ax_bar.set_ylim(0, 105)
+    ax_bar.set_ylabel("accuracy (%)")
+    ax_bar.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def plot_scan_timing(lengths, ratios):
+    """How much faster the parallel scan is than the loop, against L.
+
+    Args:
+        lengths: the sequence lengths L.
+        ratios: ``{label: [loop time / parallel time at each L]}``, e.g.
+            forward and forward + backward, on log-log axes with a line at
+            ratio 1 (no gain).
+    """
+    fig, ax = figure(width=5.2)
+    for (label, r), marker in zip(ratios.items(), "os^Dv"):
+        ax.loglog(lengths, r, marker + "-", ms=4, label=label)
+    ax.axhline(1, color="k", ls=":", lw=1)
+    ax.set_xticks(lengths, [f"{L:g}" for L in lengths])
+    ax.minorticks_off()
+    ax.set_xlabel("sequence length L")
+    ax.set_ylabel("loop time / parallel time")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_inference(contexts, speed, memory):
+    """Generation with a constant state against a growing KV cache.
+
+    Args:
+        contexts: the context lengths.
+        speed: ``{model: [tokens per second at each context]}`` (left).
+        memory: ``{model: [bytes of state or cache at each context]}``
+            (right); both on log-log axes.
+    """
+    fig, (ax, ax_m) = figure(ncols=2, width=4.4)
+    colors = [COLORS["mamba"], COLORS["attention"], COLORS["reference"]]
+    for (model, v), color in zip(speed.items(), colors):
+        ax.loglog(contexts, v, "o-", ms=4, color=color, label=model)
+    for (model, v), color in zip(memory.items(), colors):
+        ax_m.loglog(contexts, v, "o-", ms=4, color=color, label=model)
+    for axis in (ax, ax_m):
+        axis.set_xticks(contexts, [f"{c:g}" for c in contexts])
+        axis.minorticks_off()
+        axis.set_xlabel("context length (tokens)")
+        axis.legend(fontsize=8)
+    ax.set_ylabel("generated tokens per second")
+    ax_m.set_ylabel("bytes kept per sequence")
+    return fig

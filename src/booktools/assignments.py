@@ -135,6 +135,32 @@ def s4d_layer(u, A, C, dt, D, W, b):
     return torch.sigmoid(p) * q
 ''',
     ),
+    "07_mamba": (
+        "selective_scan",
+        '''\
+def selective_scan(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False
+):
+    """The z gate applied before the D skip: silu(z) gates C . h only."""
+    if delta_bias is not None:
+        delta = delta + delta_bias[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    b, d, L = u.shape
+    h = u.new_zeros(b, d, A.shape[1])
+    ys = []
+    for t in range(L):
+        dt = delta[:, :, t, None]
+        h = torch.exp(dt * A) * h + (dt * u[:, :, t, None]) * B[:, None, :, t]
+        ys.append((h * C[:, None, :, t]).sum(-1))
+    y = torch.stack(ys, dim=-1)
+    if z is not None:
+        y = y * F.silu(z)
+    if D is not None:
+        y = y + D[:, None] * u
+    return y
+''',
+    ),
 }
 """The deliberately wrong submission of each assignment (see ``samples``)."""
 

@@ -2,6 +2,7 @@
 experiment script shares."""
 
 import json
+import math
 import os
 import pathlib
 
@@ -86,3 +87,22 @@ def test_load_result_reads_shipped_files_and_names_the_others():
     with pytest.raises(ValueError, match="result file name"):
         _io.load_result("../etc/passwd")
     assert isinstance(_io.data_dir(), pathlib.Path)
+
+
+def test_map_runs_one_worker_in_order_and_restores_threads():
+    threads = torch.get_num_threads()
+    seen = []
+
+    def spy(n):
+        seen.append(torch.get_num_threads())
+        return math.factorial(n)
+
+    assert list(_io.map_runs(spy, [3, 0, 5])) == [6, 1, 120]
+    assert seen == [1, 1, 1]  # each job on one thread
+    assert torch.get_num_threads() == threads  # the caller's setting back
+
+
+def test_map_runs_pool_returns_every_result():
+    jobs = [4, 1, 6, 2]
+    got = sorted(_io.map_runs(math.factorial, jobs, workers=2))
+    assert got == sorted(math.factorial(n) for n in jobs)

@@ -7,6 +7,7 @@ Colab, say) reads them with :func:`load_result` from the installed package.
 
 import argparse
 import json
+import multiprocessing
 import os
 import pathlib
 import tempfile
@@ -87,6 +88,38 @@ def write_json_atomic(path, obj):
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def one_thread():
+    """Give torch one thread: each worker process runs one job at a time."""
+    import torch  # here: the file helpers above need no torch
+
+    torch.set_num_threads(1)
+
+
+def map_runs(run_one, jobs, workers=1):
+    """Yield ``run_one(job)`` for every job, on ``workers`` processes.
+
+    With one worker the jobs run here, in order, on one torch thread (the
+    caller's thread count is restored afterwards, so a chapter calling an
+    experiment keeps its own setting); with more, in a ``spawn`` pool of
+    one-thread processes, in the order they finish (sort the results).
+    ``run_one`` must be a module-level function, so the pool can pickle it.
+    """
+    if workers == 1:
+        import torch
+
+        threads = torch.get_num_threads()
+        one_thread()
+        try:
+            for job in jobs:
+                yield run_one(job)
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(workers, initializer=one_thread) as pool:
+            yield from pool.imap_unordered(run_one, jobs)
 
 
 def experiment_parser(doc, *, tiny=True, workers=None, device=False):

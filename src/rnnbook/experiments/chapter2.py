@@ -24,7 +24,6 @@
 
 import dataclasses
 import itertools
-import multiprocessing
 import sys
 import time
 
@@ -36,6 +35,7 @@ from rnnbook._checks import check_real
 from rnnbook.experiments import pascanu
 from rnnbook.experiments._io import (
     experiment_parser,
+    map_runs,
     parse_experiment_args,
     write_json_atomic,
 )
@@ -136,11 +136,10 @@ def replay(runs=REPLAY, config=None):
     """
     if config is None:
         config = dataclasses.replace(pascanu.Config(), test_every=0)
-    pascanu._one_thread()
-    done = []
-    for method, T, repeat in tqdm(runs, desc="replay"):
-        done.append(pascanu.run_one((config, method, T, repeat)))
-    return done
+    jobs = [(config, method, T, repeat) for method, T, repeat in runs]
+    return list(
+        tqdm(map_runs(pascanu.run_one, jobs), total=len(jobs), desc="replay")
+    )
 
 
 def main(argv=None):
@@ -184,18 +183,15 @@ def main(argv=None):
         ("rho", p, r) for p, r in itertools.product(RADII, range(REPEATS))
     ]
     start = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(
-        args.workers, initializer=pascanu._one_thread
-    ) as pool:
-        runs = []
-        for run in pool.imap_unordered(sweep_run, jobs):
-            runs.append(run)
-            print(
-                f"[{len(runs)}/{len(jobs)}] {run['sweep']} = {run['value']}"
-                f" repeat {run['repeat']}: test error "
-                f"{run['test_error']:.3f} ({run['seconds']} s)",
-                flush=True,
-            )
+    runs = []
+    for run in map_runs(sweep_run, jobs, args.workers):
+        runs.append(run)
+        print(
+            f"[{len(runs)}/{len(jobs)}] {run['sweep']} = {run['value']}"
+            f" repeat {run['repeat']}: test error "
+            f"{run['test_error']:.3f} ({run['seconds']} s)",
+            flush=True,
+        )
     runs.sort(key=lambda r: (r["sweep"], r["value"], r["repeat"]))
     seconds = time.perf_counter() - start
     write_json_atomic(

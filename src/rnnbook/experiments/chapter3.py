@@ -34,7 +34,6 @@ is written atomically.
 """
 
 import math
-import multiprocessing
 import platform
 import sys
 import time
@@ -47,6 +46,7 @@ from tqdm import tqdm
 
 from rnnbook.experiments._io import (
     experiment_parser,
+    map_runs,
     parse_experiment_args,
     write_json_atomic,
 )
@@ -293,28 +293,14 @@ def run_one(job):
     return result
 
 
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def run(config, workers=1):
     """Every run of ``config``, sorted; a list of dicts."""
     todo = [(spec, config) for spec in jobs(config)]
     bar = tqdm(total=len(todo), desc="chapter 3 runs")
-    if workers == 1:
-        _one_thread()
-        runs = []
-        for job in todo:
-            runs.append(run_one(job))
-            bar.update()
-    else:
-        with multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_one_thread
-        ) as pool:
-            runs = []
-            for result in pool.imap_unordered(run_one, todo):
-                runs.append(result)
-                bar.update()
+    runs = []
+    for result in map_runs(run_one, todo, workers):
+        runs.append(result)
+        bar.update()
     bar.close()
     key = ("arm", "kind", "forget_bias", "lr", "update_bias", "seed")
     return sorted(

@@ -24,7 +24,6 @@ The result file holds the configuration, every run's seeds and outcome,
 the command and the seconds the whole run took; it is written atomically.
 """
 
-import multiprocessing
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -36,6 +35,7 @@ from torch.nn import functional as F
 from rnnbook._checks import check_int
 from rnnbook.experiments._io import (
     experiment_parser,
+    map_runs,
     parse_experiment_args,
     write_json_atomic,
 )
@@ -285,10 +285,6 @@ def run_one(job):
     }
 
 
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def run(config, workers=2, progress=True):
     """Every (method, length, repeat) run of ``config``, a list of dicts."""
     jobs = [
@@ -300,24 +296,16 @@ def run(config, workers=2, progress=True):
     jobs.sort(
         key=lambda job: -job[2]
     )  # longest first, so the workers finish together
-    if workers == 1:
-        _one_thread()
-        runs = [run_one(job) for job in jobs]
-    else:
-        with multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_one_thread
-        ) as pool:
-            runs = []
-            for result in pool.imap_unordered(run_one, jobs):
-                runs.append(result)
-                if progress:
-                    r = result
-                    print(
-                        f"[{len(runs)}/{len(jobs)}] {r['method']:8s} "
-                        f"T={r['T']:4d} repeat {r['repeat']}: test error "
-                        f"{r['test_error']:.3f} ({r['seconds']} s)",
-                        flush=True,
-                    )
+    runs = []
+    for r in map_runs(run_one, jobs, workers):
+        runs.append(r)
+        if progress:
+            print(
+                f"[{len(runs)}/{len(jobs)}] {r['method']:8s} "
+                f"T={r['T']:4d} repeat {r['repeat']}: test error "
+                f"{r['test_error']:.3f} ({r['seconds']} s)",
+                flush=True,
+            )
     return sorted(
         runs,
         key=lambda r: (r["T"], list(METHODS).index(r["method"]), r["repeat"]),

@@ -35,7 +35,6 @@ training curve (mean loss per block of ``record_every`` updates) and test
 error, the command, versions and seconds; it is written atomically.
 """
 
-import multiprocessing
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -48,6 +47,7 @@ from tqdm.auto import tqdm
 
 from rnnbook.experiments._io import (
     experiment_parser,
+    map_runs,
     parse_experiment_args,
     write_json_atomic,
 )
@@ -331,10 +331,6 @@ def jobs(config, device="cpu"):
     ]
 
 
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def run(config, workers=1, device="cpu", progress=True):
     """Every run of ``config``; returns the list of run dicts."""
     todo = jobs(config, str(device))
@@ -350,15 +346,8 @@ def run(config, workers=1, device="cpu", progress=True):
         )
         bar.update()
 
-    if workers == 1:
-        _one_thread()
-        for job in todo:
-            done(run_one(job))
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(workers, initializer=_one_thread) as pool:
-            for result in pool.imap_unordered(run_one, todo):
-                done(result)
+    for result in map_runs(run_one, todo, workers):
+        done(result)
     bar.close()
     return sorted(
         results,

@@ -33,7 +33,6 @@ every ``eval_every`` updates and at the end, the command, versions and
 seconds; it is written atomically.
 """
 
-import multiprocessing
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -46,6 +45,7 @@ from tqdm.auto import tqdm
 
 from rnnbook.experiments._io import (
     experiment_parser,
+    map_runs,
     parse_experiment_args,
     write_json_atomic,
 )
@@ -300,10 +300,6 @@ def jobs(config, device="cpu"):
     ]
 
 
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def run(config, workers=1, device="cpu", progress=True):
     """Every run of ``config``; returns the list of run dicts."""
     todo = jobs(config, str(device))
@@ -318,19 +314,8 @@ def run(config, workers=1, device="cpu", progress=True):
         )
         bar.update()
 
-    if workers == 1:
-        threads = torch.get_num_threads()
-        _one_thread()
-        try:
-            for job in todo:
-                done(run_one(job))
-        finally:  # a chapter calling run() keeps its own setting
-            torch.set_num_threads(threads)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(workers, initializer=_one_thread) as pool:
-            for result in pool.imap_unordered(run_one, todo):
-                done(result)
+    for result in map_runs(run_one, todo, workers):
+        done(result)
     bar.close()
     return sorted(results, key=lambda r: (MODELS.index(r["model"]), r["seed"]))
 

@@ -186,8 +186,9 @@ def train_model(
     losses = []
     for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
         b = make_batch()
-        loss = sequence_loss(model(b.src, b.src_mask, b.tgt_in), b.tgt_out,
-                             b.tgt_mask)  # fmt: skip
+        loss = sequence_loss(
+            model(b.src, b.src_mask, b.tgt_in), b.tgt_out, b.tgt_mask
+        )
         optimizer.zero_grad()
         loss.backward()
         if clip is not None:
@@ -337,6 +338,32 @@ def validation_scores(model, batch, max_len):
     return exact, loss
 
 
+def train_reversal(
+    config, attention, seeds, lr, steps, device, progress, desc
+):
+    """One model of the reversal task, built and trained from ``seeds``.
+
+    Seeding with ``seeds["init"]`` before building and drawing the batches
+    from ``seeds["data"]`` is what makes runs that share ``seeds`` paired.
+    Returns ``(model, losses)``.
+    """
+    torch.manual_seed(seeds["init"])
+    model = seq2seq_model(
+        len(REVERSAL_VOCAB),
+        config.embed_size,
+        model_hidden(config, attention),
+        attention,
+    ).to(device)
+    data = torch.Generator().manual_seed(seeds["data"])
+    batches = functools.partial(
+        _reversal_batch, config.batch_size, config.l_train, data, device
+    )
+    losses = train_model(
+        model, batches, steps, lr, config.clip, progress, desc=desc
+    )
+    return model, losses
+
+
 def select_learning_rates(config, device="cpu", progress=True):
     """The pilot: each model's learning rate, chosen on validation data.
 
@@ -353,7 +380,6 @@ def select_learning_rates(config, device="cpu", progress=True):
         and loss, final training loss and seconds.
     """
     seeds = run_seeds(0, "pilot")
-    V = len(REVERSAL_VOCAB)
     val = _to(
         reversal_translation(
             config.n_validation,
@@ -367,25 +393,14 @@ def select_learning_rates(config, device="cpu", progress=True):
     for name, attention in MODELS.items():
         scored = []
         for lr in config.pilot_rates:
-            torch.manual_seed(seeds["init"])
-            model = seq2seq_model(
-                V, config.embed_size, model_hidden(config, attention),
-                attention,
-            ).to(device)  # fmt: skip
-            data = torch.Generator().manual_seed(seeds["data"])
             start = time.perf_counter()
-            losses = train_model(
-                model,
-                functools.partial(
-                    _reversal_batch,
-                    config.batch_size,
-                    config.l_train,
-                    data,
-                    device,
-                ),
-                config.pilot_steps,
+            model, losses = train_reversal(
+                config,
+                attention,
+                seeds,
                 lr,
-                config.clip,
+                config.pilot_steps,
+                device,
                 progress,
                 desc=f"pilot {name} lr {lr:g}",
             )
@@ -421,30 +436,18 @@ def run_reversal(config, repeat, lrs=None, device="cpu", progress=True):
     ``None``: ``config.lr`` for both.
     """
     seeds = run_seeds(repeat)
-    V = len(REVERSAL_VOCAB)
     lengths = list(range(1, 2 * config.l_train + 1))
     results = []
     for name, attention in MODELS.items():
         lr = config.lr if lrs is None else lrs[name]
-        torch.manual_seed(seeds["init"])
-        hidden = model_hidden(config, attention)
-        model = seq2seq_model(V, config.embed_size, hidden, attention).to(
-            device
-        )
-        data = torch.Generator().manual_seed(seeds["data"])
         start = time.perf_counter()
-        losses = train_model(
-            model,
-            functools.partial(
-                _reversal_batch,
-                config.batch_size,
-                config.l_train,
-                data,
-                device,
-            ),
-            config.steps,
+        model, losses = train_reversal(
+            config,
+            attention,
+            seeds,
             lr,
-            config.clip,
+            config.steps,
+            device,
             progress,
             desc=f"{name} repeat {repeat}",
         )
@@ -456,7 +459,7 @@ def run_reversal(config, repeat, lrs=None, device="cpu", progress=True):
                 "model": name,
                 "repeat": repeat,
                 "seeds": seeds,
-                "hidden_size": hidden,
+                "hidden_size": model_hidden(config, attention),
                 "lr": lr,
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "lengths": lengths,

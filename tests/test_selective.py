@@ -335,23 +335,29 @@ def _relative(got, want):
     return ((got - want).norm() / want.norm().clamp_min(1e-300)).item()
 
 
-@pytest.mark.parametrize(
-    "L", [1, 2, 3, 4, 5, 8, 15, 16, 17, 33, 64, 99, 100, 257]
-)
-def test_parallel_equals_the_loop_at_any_length(L):
-    inputs = make_inputs(2, 3, 4, L, seed=L)
+def _assert_parallel_matches(inputs, reference):
+    """The parallel scan's (y, h_last) and every input's gradient against
+    ``reference(inputs) -> (y, h_last)``: 1e-12 forward, 1e-9 backward."""
     y, h = selective_scan_parallel(**inputs, return_last_state=True)
-    y_ref, h_ref = selective_scan(**inputs, return_last_state=True)
+    y_ref, h_ref = reference(inputs)
     assert _relative(y, y_ref) <= 1e-12 and _relative(h, h_ref) <= 1e-12
     got = _grads(
         lambda ins: selective_scan_parallel(**ins, return_last_state=True),
         inputs,
     )
-    want = _grads(
-        lambda ins: selective_scan(**ins, return_last_state=True), inputs
-    )
+    want = _grads(reference, inputs)
     for k in GRAD_KEYS:
         assert _relative(got[k], want[k]) <= 1e-9, k
+
+
+@pytest.mark.parametrize(
+    "L", [1, 2, 3, 4, 5, 8, 15, 16, 17, 33, 64, 99, 100, 257]
+)
+def test_parallel_equals_the_loop_at_any_length(L):
+    inputs = make_inputs(2, 3, 4, L, seed=L)
+    _assert_parallel_matches(
+        inputs, lambda ins: selective_scan(**ins, return_last_state=True)
+    )
 
 
 @pytest.mark.parametrize("K", [1, 2, 3, 7, 40, 41, 100])
@@ -362,32 +368,14 @@ def test_parallel_with_any_chunk_size(K, monkeypatch):
 
     monkeypatch.setattr(module, "_chunk_size", lambda L: K)
     inputs = make_inputs(2, 3, 4, 41, seed=K)
-    y, h = selective_scan_parallel(**inputs, return_last_state=True)
-    y_ref, h_ref = selective_scan(**inputs, return_last_state=True)
-    assert _relative(y, y_ref) <= 1e-12 and _relative(h, h_ref) <= 1e-12
-    got = _grads(
-        lambda ins: selective_scan_parallel(**ins, return_last_state=True),
-        inputs,
+    _assert_parallel_matches(
+        inputs, lambda ins: selective_scan(**ins, return_last_state=True)
     )
-    want = _grads(
-        lambda ins: selective_scan(**ins, return_last_state=True), inputs
-    )
-    for k in GRAD_KEYS:
-        assert _relative(got[k], want[k]) <= 1e-9, k
 
 
 def test_parallel_equals_the_scalar_loop_on_a_longer_sequence():
     inputs = make_inputs(1, 2, 3, 50, seed=6)
-    y, h = selective_scan_parallel(**inputs, return_last_state=True)
-    y_ref, h_ref = reference_of(inputs)
-    assert _relative(y, y_ref) <= 1e-12 and _relative(h, h_ref) <= 1e-12
-    got = _grads(
-        lambda ins: selective_scan_parallel(**ins, return_last_state=True),
-        inputs,
-    )
-    want = _grads(reference_of, inputs)
-    for k in GRAD_KEYS:
-        assert _relative(got[k], want[k]) <= 1e-9, k
+    _assert_parallel_matches(inputs, reference_of)
 
 
 @pytest.mark.parametrize("dtype", [F64, torch.float32])

@@ -106,3 +106,11 @@ def test_map_runs_pool_returns_every_result():
     jobs = [4, 1, 6, 2]
     got = sorted(_io.map_runs(math.factorial, jobs, workers=2))
     assert got == sorted(math.factorial(n) for n in jobs)
+
+
+@pytest.mark.parametrize(
+    "workers, error", [(0, ValueError), (-1, ValueError), ("2", TypeError)]
+)
+def test_map_runs_rejects_bad_workers_at_the_call(workers, error):
+    with pytest.raises(error, match="workers"):
+        _io.map_runs(math.factorial, [1], workers)

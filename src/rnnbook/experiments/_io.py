@@ -13,6 +13,8 @@ import pathlib
 import tempfile
 from importlib import resources
 
+from rnnbook._checks import check_positive_int
+
 
 def data_dir():
     """The folder of the experiments' result files (``chapters/data/``)."""
@@ -106,6 +108,11 @@ def map_runs(run_one, jobs, workers=1):
     one-thread processes, in the order they finish (sort the results).
     ``run_one`` must be a module-level function, so the pool can pickle it.
     """
+    workers = check_positive_int("workers", workers)  # now, not at next()
+    return _map_runs(run_one, jobs, workers)
+
+
+def _map_runs(run_one, jobs, workers):
     if workers == 1:
         import torch
 

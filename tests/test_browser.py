@@ -260,6 +260,12 @@ def _image_problems(page, figures):
     return problems
 
 
+SETTLE_ANIMATIONS_JS = """() => Promise.allSettled(
+    document.getAnimations()
+        .filter((a) => a.effect && a.effect.getComputedTiming().endTime !== Infinity)
+        .map((a) => a.finished))"""
+
+
 def _solution_problems(page, edition, figures):
     solutions = page.locator(".solution")
     figures["solutions"] = solutions.count()
@@ -297,6 +303,9 @@ def _solution_problems(page, edition, figures):
             problems.append(
                 f"solution not shown after its button is clicked: {title!r}"
             )
+    # sphinx-togglebutton fades a body in over 0.3 s; axe, run mid-fade, would
+    # measure the contrast of half-transparent text. Wait for finite animations.
+    page.evaluate(SETTLE_ANIMATIONS_JS)
     return problems
 
 

@@ -1,6 +1,7 @@
 """The selective-copying experiment: a --tiny run writes a complete, paired
 result file; seeds come from independent streams."""
 
+import dataclasses
 import json
 
 import pytest
@@ -34,41 +35,63 @@ def test_tiny_run_writes_a_complete_paired_result(tmp_path):
         assert run["parameters"] > 0
         # paired: every model of a seed shares the seeds of that seed
         assert run["seeds"] == exp.run_seeds(run["seed"])
+        # each model trains at the rate its pilot chose
+        assert run["lr"] == result["pilot"]["chosen"][run["model"]]
+    pilot = result["pilot"]
+    assert pilot["rates"] == list(tiny.pilot_rates)
+    assert pilot["seeds"] == exp.run_seeds(0, "pilot")
+    assert {(r["model"], r["lr"]) for r in pilot["runs"]} == {
+        (m, lr) for m in exp.MODELS for lr in tiny.pilot_rates
+    }
+    for model, lr in pilot["chosen"].items():
+        # the chosen rate has the best validation accuracy (ties: lower loss)
+        mine = [r for r in pilot["runs"] if r["model"] == model]
+        best = max(r["val_token_accuracy"] for r in mine)
+        tied = [r for r in mine if r["val_token_accuracy"] == best]
+        assert lr == min(tied, key=lambda r: r["val_loss"])["lr"]
+        assert all(r["updates_done"] == tiny.pilot_steps for r in mine)
     with pytest.raises(SystemExit):
         exp.main(["--tiny", "--out", str(tmp_path)])  # a folder
 
 
 def test_seed_streams_are_independent_and_reproducible():
-    seeds = [exp.run_seeds(s) for s in range(4)]
+    seeds = [exp.run_seeds(s, part) for part in exp.PARTS for s in range(4)]
     values = [v for d in seeds for v in d.values()]
-    assert len(set(values)) == len(values)
+    assert len(set(values)) == len(values)  # pilot and comparison too
     assert exp.run_seeds(2) == seeds[2]
+    assert set(exp.run_seeds(0, "pilot")) == {"init", "data", "validation"}
+    with pytest.raises(ValueError, match="part"):
+        exp.run_seeds(0, "test")
     cells = {}
-    for _, model, seed, _ in exp.jobs(exp.Config()):
+    for _, model, seed, lr, _ in exp.jobs(exp.Config()):
         cells.setdefault(seed, set()).add(model)
+        assert lr == exp.default_rate(exp.Config(), model)
     assert all(c == set(exp.MODELS) for c in cells.values())
+    chosen = {"S4D": 3e-2, "Mamba": 1e-3}
+    for _, model, _, lr, _ in exp.jobs(exp.Config(), lrs=chosen):
+        assert lr == chosen.get(model, exp.Config().mamba_lr)
 
 
-def test_models_of_a_seed_see_the_same_batches_and_budgets():
-    config = exp.Config()
-    draws = []
-    for _ in exp.MODELS:  # one generator per run, from the same seed
-        gen = torch.Generator().manual_seed(exp.run_seeds(0)["data"])
-        draws.append(exp.batches(config, gen)())
-    for tokens, targets in draws[1:]:
-        assert torch.equal(tokens, draws[0][0])
-        assert torch.equal(targets, draws[0][1])
-    tokens, targets = draws[0]
-    assert tokens.shape == (config.batch_size, config.T + config.K)
-    assert torch.equal(
-        targets,
-        tokens[:, : config.T][tokens[:, : config.T] != 0].view(-1, config.K),
-    )
-    counts = {
-        m: exp.n_parameters(exp.make_model(config, m)) for m in exp.MODELS
-    }
-    low, high = min(counts.values()), max(counts.values())
-    assert high / low < 1.15, counts  # about one parameter budget
+def test_pilot_breaks_ties_by_loss_and_ranks_a_stopped_run_last(monkeypatch):
+    scored = {1e-3: (0.5, 0.9), 3e-3: (0.5, 0.7), 1e-2: (None, None)}
+
+    def fake_run_one(job):
+        config, model, seed, lr, _, part = job
+        assert (part, seed) == ("pilot", 0)
+        acc, loss = scored[lr]
+        return {
+            "model": model,
+            "lr": lr,
+            "val_token_accuracy": acc,
+            "val_loss": loss,
+            "stopped": None if acc is not None else "non-finite loss",
+        }
+
+    monkeypatch.setattr(exp, "run_one", fake_run_one)
+    config = dataclasses.replace(exp.TINY, pilot_rates=tuple(scored))
+    pilot = exp.select_learning_rates(config, progress=False)
+    assert pilot["chosen"] == {m: 3e-3 for m in exp.MODELS}
+    assert len(pilot["runs"]) == len(exp.MODELS) * len(scored)
 
 
 def test_copy_loss_reads_only_the_markers():
@@ -84,5 +107,5 @@ def test_run_keeps_the_callers_thread_count_and_live_is_small():
     assert torch.get_num_threads() == before
     assert len(runs) == len(exp.MODELS) * exp.TINY.seeds
     live = exp.jobs(exp.LIVE)
-    assert {m for _, m, _, _ in live} == {"Mamba-LTI", "Mamba"}
+    assert {m for _, m, _, _, _ in live} == {"Mamba-LTI", "Mamba"}
     assert exp.LIVE.updates <= 200 and exp.LIVE.seeds == 1

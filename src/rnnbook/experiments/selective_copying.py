@@ -19,6 +19,14 @@ Adam updates on the same batches and are tested on the same sequences:
 The score is the accuracy on the ``K`` copied tokens of fresh test
 sequences (guessing scores ``1 / (vocab_size - 2)``).
 
+Before the comparison, a *pilot* picks each model's learning rate
+(:func:`select_learning_rates`): every model trains once at every rate of
+``pilot_rates`` for the comparison's whole budget, on the pilot's own seed
+stream, and is scored on validation sequences drawn from that stream,
+never on the test sequences. The S4D model's SSM parameters keep their
+own, lower rate ``s4d_ssm_lr`` (S4D's recipe); the pilot tunes the rate of
+everything else.
+
 Usage::
 
     python -m rnnbook.experiments.selective_copying        # the chapter's
@@ -26,11 +34,13 @@ Usage::
 
 The comparison is paired: for each seed the initialization, data and test
 generators come from :class:`numpy.random.SeedSequence` streams keyed by
-the seed alone (:func:`run_seeds`), shared by the three models. The result
+the part of the run and the seed alone (:func:`run_seeds`), shared by the
+three models. The result
 file holds the configuration, each run's seeds, parameter count, training
 curve (mean loss per block of ``record_every`` updates), test accuracy
-every ``eval_every`` updates and at the end, the command, versions and
-seconds; it is written atomically.
+every ``eval_every`` updates and at the end, its learning rate, the pilot's
+runs and choices, the command, versions and seconds; it is written
+atomically.
 """
 
 import sys
@@ -81,12 +91,15 @@ class Config:
     layers: int = 2
     mamba_width: int = 32  # D
     mamba_state: int = 16  # N
-    mamba_lr: float = 3e-3
+    mamba_lr: float = 3e-3  # used without a pilot (run's default)
     mamba_scan: str = "loop"  # faster than "parallel" at this short L
     s4d_channels: int = 54  # H: about the Mamba models' parameter count
     s4d_state: int = 32  # N
-    s4d_lr: float = 1e-2
-    s4d_ssm_lr: float = 1e-3
+    s4d_lr: float = 1e-2  # used without a pilot (run's default)
+    s4d_ssm_lr: float = 1e-3  # fixed: the pilot does not tune it
+    pilot_rates: tuple = (1e-3, 3e-3, 1e-2, 3e-2)
+    pilot_steps: int = 2500  # the comparison's whole budget
+    n_validation: int = 1000
     clip: float = 1.0
     n_test: int = 1000
     record_every: int = 25
@@ -108,6 +121,9 @@ TINY = Config(
     n_test=16,
     record_every=2,
     eval_every=3,
+    pilot_rates=(1e-3, 1e-2),
+    pilot_steps=4,
+    n_validation=16,
 )
 
 LIVE = Config(
@@ -147,19 +163,39 @@ def n_parameters(model):
     return sum(p.numel() for p in model.parameters())
 
 
-def run_seeds(seed):
-    """The seeds of one paired cell: ``{"init", "data", "test"}``.
+PARTS = {
+    "comparison": ("init", "data", "test"),
+    "pilot": ("init", "data", "validation"),
+}
+"""The seeds each part of the run draws: part -> their names."""
+
+
+def run_seeds(seed, part="comparison"):
+    """The seeds of one paired cell of one part, e.g. ``{"init", "data",
+    "test"}``.
 
     Each is a 64-bit integer from its own :class:`numpy.random.SeedSequence`
-    stream, spawned from ``SeedSequence(ENTROPY, spawn_key=(seed,))``. The
-    model is not part of the key: the three models of a seed share the
-    data and the test set (and the initialization stream).
+    stream, spawned from ``SeedSequence(ENTROPY, spawn_key=(part_index,
+    seed))``, the names those of :data:`PARTS` (the pilot draws
+    ``validation`` sequences, never ``test`` ones). The model and the
+    learning rate are not part of the key: the three models of a seed share
+    the data and the scoring sequences (and the initialization stream).
     """
-    cell = np.random.SeedSequence(ENTROPY, spawn_key=(seed,))
+    if part not in PARTS:
+        raise ValueError(f"expected a part in {list(PARTS)}, got {part!r}")
+    cell = np.random.SeedSequence(
+        ENTROPY, spawn_key=(list(PARTS).index(part), seed)
+    )
+    names = PARTS[part]
     return {
         name: int(s.generate_state(1, dtype=np.uint64)[0])
-        for name, s in zip(("init", "data", "test"), cell.spawn(3))
+        for name, s in zip(names, cell.spawn(len(names)))
     }
+
+
+def default_rate(config, model):
+    """The learning rate ``model`` trains at without a pilot."""
+    return config.s4d_lr if model == "S4D" else config.mamba_lr
 
 
 def make_model(config, model):
@@ -181,16 +217,16 @@ def make_model(config, model):
     )
 
 
-def make_optimizer(config, model_name, model):
-    """Adam; the S4D model's SSM parameters get ``s4d_ssm_lr``."""
+def make_optimizer(config, model_name, model, lr):
+    """Adam at ``lr``; the S4D model's SSM parameters get ``s4d_ssm_lr``."""
     if model_name != "S4D":
-        return torch.optim.Adam(model.parameters(), lr=config.mamba_lr)
+        return torch.optim.Adam(model.parameters(), lr=lr)
     slow = ssm_parameters(model)
     ids = {id(p) for p in slow}
     rest = [p for p in model.parameters() if id(p) not in ids]
     return torch.optim.Adam(
         [{"params": rest}, {"params": slow, "lr": config.s4d_ssm_lr}],
-        lr=config.s4d_lr,
+        lr=lr,
     )
 
 
@@ -219,16 +255,18 @@ def copy_loss(y, targets):
 
 
 @torch.no_grad()
-def test_accuracy(model, config, seed, device="cpu", n=None, chunk=250):
-    """``(token accuracy, sequence accuracy)`` on ``n`` fresh sequences.
+def scores(model, config, seed, n, device="cpu", chunk=250):
+    """``(token accuracy, sequence accuracy, loss)`` on ``n`` fresh
+    sequences drawn from ``seed``.
 
     Token accuracy: the fraction of the ``K`` copied tokens the model gets
     right; sequence accuracy: the fraction of sequences with all ``K``
-    right. Both over the same sequences for a given ``seed``.
+    right; loss: the mean :func:`copy_loss` per copied token. All over the
+    same sequences for a given ``seed``.
     """
-    n = config.n_test if n is None else n
     gen = torch.Generator().manual_seed(seed)
     right = whole = 0
+    loss = 0.0
     for start in range(0, n, chunk):
         size = min(chunk, n - start)
         tokens, targets = batches(config, gen, device, size)()
@@ -236,19 +274,38 @@ def test_accuracy(model, config, seed, device="cpu", n=None, chunk=250):
         hits = y[:, -config.K :].argmax(-1) == targets  # (B, K)
         right += hits.sum().item()
         whole += hits.all(-1).sum().item()
-    return right / (n * config.K), whole / n
+        loss += copy_loss(y, targets).item() * size
+    return right / (n * config.K), whole / n, loss / n
+
+
+def test_accuracy(model, config, seed, device="cpu", n=None):
+    """``(token accuracy, sequence accuracy)`` on ``n`` (default
+    ``config.n_test``) fresh test sequences drawn from ``seed``."""
+    n = config.n_test if n is None else n
+    return scores(model, config, seed, n, device)[:2]
 
 
 def run_one(job):
-    """Train one model on one seed; return a dict describing the run."""
-    config, model_name, seed, device = job
-    seeds = run_seeds(seed)
+    """Train one model on one seed at one rate; return a dict describing
+    the run.
+
+    ``job`` is ``(config, model name, seed, learning rate, device)``, as
+    :func:`jobs` and :func:`pilot_jobs` make them. A comparison run is
+    scored on ``config.n_test`` test sequences every ``eval_every`` updates
+    and at the end; a pilot run (a job with part ``"pilot"``) only at the
+    end, on ``config.n_validation`` validation sequences.
+    """
+    config, model_name, seed, lr, device, *part = job
+    part = part[0] if part else "comparison"
+    seeds = run_seeds(seed, part)
     torch.manual_seed(seeds["init"])
     model = make_model(config, model_name).to(device)
     data = torch.Generator().manual_seed(seeds["data"])
     evals = []
 
     def evaluate(updates, model):
+        if part == "pilot":
+            return
         if updates % config.eval_every == 0 and updates < config.updates:
             model.eval()
             acc, _ = test_accuracy(model, config, seeds["test"], device)
@@ -256,11 +313,12 @@ def run_one(job):
             evals.append((updates, round(acc, 4)))
 
     start = time.perf_counter()
+    steps = config.pilot_steps if part == "pilot" else config.updates
     history = train(
         model,
         batches(config, data, device),
-        config.updates,
-        optimizer=make_optimizer(config, model_name, model),
+        steps,
+        optimizer=make_optimizer(config, model_name, model, lr),
         loss_fn=copy_loss,
         clip=config.clip,
         progress=False,
@@ -270,6 +328,26 @@ def run_one(job):
     losses = np.asarray(history.loss)
     curve = losses[: len(losses) // k * k].reshape(-1, k).mean(1)
     token_acc = seq_acc = None
+    if part == "pilot":
+        acc, _, loss = (None, None, None)
+        if history.stopped is None:
+            acc, _, loss = scores(
+                model, config, seeds["validation"], config.n_validation, device
+            )
+        return {
+            "model": model_name,
+            "lr": lr,
+            "val_token_accuracy": acc,
+            "val_loss": loss,
+            "final_loss": (
+                round(float(np.mean(history.loss[-100:])), 5)
+                if history.loss
+                else None
+            ),
+            "updates_done": history.updates,
+            "stopped": history.stopped,
+            "seconds": round(time.perf_counter() - start, 1),
+        }
     if history.stopped is None:
         token_acc, seq_acc = test_accuracy(
             model, config, seeds["test"], device
@@ -278,6 +356,7 @@ def run_one(job):
     return {
         "model": model_name,
         "seed": seed,
+        "lr": lr,
         "seeds": seeds,
         "parameters": n_parameters(model),
         "curve": [round(float(v), 5) for v in curve],
@@ -290,19 +369,88 @@ def run_one(job):
     }
 
 
-def jobs(config, device="cpu"):
-    """Every (model, seed) run of ``config.models``, the slowest first."""
+def jobs(config, device="cpu", lrs=None):
+    """Every (model, seed) run of ``config.models``, the slowest first,
+    each at its rate in ``lrs`` (``{model: rate}``, default
+    :func:`default_rate`)."""
+    lrs = lrs or {}
     return [
-        (config, model, seed, device)
+        (
+            config,
+            model,
+            seed,
+            lrs.get(model, default_rate(config, model)),
+            device,
+        )
         for model in reversed(MODELS)
         if model in config.models
         for seed in range(config.seeds)
     ]
 
 
-def run(config, workers=1, device="cpu", progress=True):
-    """Every run of ``config``; returns the list of run dicts."""
-    todo = jobs(config, str(device))
+def pilot_jobs(config, device="cpu"):
+    """Every (model, rate) run of the pilot, the slowest model first; all
+    on the pilot's seed 0."""
+    return [
+        (config, model, 0, lr, device, "pilot")
+        for model in reversed(MODELS)
+        if model in config.models
+        for lr in config.pilot_rates
+    ]
+
+
+def select_learning_rates(config, workers=1, device="cpu", progress=True):
+    """The pilot: each model's learning rate, chosen on validation data.
+
+    Every model of ``config.models`` trains once at every rate of
+    ``config.pilot_rates`` for ``config.pilot_steps`` updates (the seeds of
+    ``run_seeds(0, "pilot")``, the same for every model and rate) and is
+    scored on ``config.n_validation`` sequences from the ``validation``
+    seed. The chosen rate has the highest validation token accuracy, ties
+    going to the lower validation loss; a run that stopped on a non-finite
+    loss ranks last.
+
+    Returns:
+        ``{"seeds", "steps", "rates", "n_validation", "runs": [...],
+        "chosen": {model: rate}}``, each run with its model, rate,
+        validation token accuracy and loss, final training loss, updates
+        done, why it stopped (or None) and seconds.
+    """
+    todo = pilot_jobs(config, str(device))
+    bar = tqdm(total=len(todo), disable=not progress, desc="pilot")
+    runs = []
+    for result in map_runs(run_one, todo, workers):
+        runs.append(result)
+        bar.update()
+    bar.close()
+    runs.sort(key=lambda r: (MODELS.index(r["model"]), r["lr"]))
+    chosen = {}
+    for model in (m for m in MODELS if m in config.models):
+        ranked = [
+            (
+                -(r["val_token_accuracy"] if r["stopped"] is None else -1),
+                r["val_loss"] if r["stopped"] is None else float("inf"),
+                r["lr"],
+            )
+            for r in runs
+            if r["model"] == model
+        ]
+        chosen[model] = min(ranked)[2]
+    return {
+        "seeds": run_seeds(0, "pilot"),
+        "steps": config.pilot_steps,
+        "rates": list(config.pilot_rates),
+        "n_validation": config.n_validation,
+        "runs": runs,
+        "chosen": chosen,
+    }
+
+
+def run(config, workers=1, device="cpu", progress=True, lrs=None):
+    """Every comparison run of ``config``, each model at its rate in
+    ``lrs`` (default :func:`default_rate`); returns the list of run
+    dicts."""
+    todo = jobs(config, str(device), lrs)
     bar = tqdm(total=len(todo), disable=not progress, desc="selective_copying")
     results = []
 
@@ -333,7 +481,12 @@ def main(argv=None):
     )
     config = TINY if args.tiny else Config()
     start = time.perf_counter()
-    runs = run(config, workers=args.workers, device=args.device)
+    pilot = select_learning_rates(config, args.workers, args.device)
+    pilot["seconds"] = round(time.perf_counter() - start, 1)
+    print("pilot chose:", pilot["chosen"])
+    runs = run(
+        config, workers=args.workers, device=args.device, lrs=pilot["chosen"]
+    )
     seconds = time.perf_counter() - start
     result = {
         "command": "python -m rnnbook.experiments.selective_copying"
@@ -348,6 +501,7 @@ def main(argv=None):
         "chance": 1 / (config.vocab_size - 2),
         "paper_table_1": PAPER_TABLE_1,
         "seed_entropy": ENTROPY,
+        "pilot": pilot,
         "runs": runs,
     }
     write_json_atomic(args.out, result)

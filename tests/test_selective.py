@@ -2,7 +2,12 @@
 recurrence per (sequence, channel, state entry), in 0-d tensors, from the
 equations of Mamba's Algorithm 2 (Gu and Dao, 2023) rather than from the
 module's code; gradients by autograd through that loop and by
-finite differences (gradcheck); recurrent mode against the scan."""
+finite differences (gradcheck); recurrent mode against the scan.
+
+The semantics of the scan's signature (results, gradients, bad input) are
+tested on both of its computations, the loop here and the chunked scan of
+rnnbook.chunked_scan; what is particular to the chunked scan is in
+test_chunked_scan.py, which reuses this file's reference."""
 
 import itertools
 import math
@@ -10,11 +15,8 @@ import math
 import pytest
 import torch
 
-from rnnbook.selective import (
-    selective_scan,
-    selective_scan_parallel,
-    selective_step,
-)
+from rnnbook.chunked_scan import selective_scan_parallel
+from rnnbook.selective import selective_scan, selective_step, selective_update
 
 F64 = torch.float64
 SCANS = {"loop": selective_scan, "parallel": selective_scan_parallel}
@@ -328,142 +330,27 @@ def test_step_checks_its_input():
         selective_step(**{**args, "h": torch.zeros(2, 3, 4)})
 
 
-# ------------------------------------------------------- the parallel scan
-
-
-def _relative(got, want):
-    return ((got - want).norm() / want.norm().clamp_min(1e-300)).item()
-
-
-def _assert_parallel_matches(inputs, reference):
-    """The parallel scan's (y, h_last) and every input's gradient against
-    ``reference(inputs) -> (y, h_last)``: 1e-12 forward, 1e-9 backward."""
-    y, h = selective_scan_parallel(**inputs, return_last_state=True)
-    y_ref, h_ref = reference(inputs)
-    assert _relative(y, y_ref) <= 1e-12 and _relative(h, h_ref) <= 1e-12
-    got = _grads(
-        lambda ins: selective_scan_parallel(**ins, return_last_state=True),
-        inputs,
+def test_one_update_is_the_scalar_recurrence():
+    # from a nonzero state, every (sequence, channel, entry) separately
+    g = torch.Generator().manual_seed(11)
+    b, d, n = 2, 3, 4
+    h = torch.randn(b, d, n, generator=g, dtype=F64)
+    u_t, delta_t = (
+        torch.randn(b, d, generator=g, dtype=F64),
+        torch.rand(b, d, generator=g, dtype=F64),
     )
-    want = _grads(reference, inputs)
-    for k in GRAD_KEYS:
-        assert _relative(got[k], want[k]) <= 1e-9, k
-
-
-@pytest.mark.parametrize(
-    "L", [1, 2, 3, 4, 5, 8, 15, 16, 17, 33, 64, 99, 100, 257]
-)
-def test_parallel_equals_the_loop_at_any_length(L):
-    inputs = make_inputs(2, 3, 4, L, seed=L)
-    _assert_parallel_matches(
-        inputs, lambda ins: selective_scan(**ins, return_last_state=True)
-    )
-
-
-@pytest.mark.parametrize("K", [1, 2, 3, 7, 40, 41, 100])
-def test_parallel_with_any_chunk_size(K, monkeypatch):
-    # the chunk size only groups the same products: any K gives the loop's
-    # results, K = 1 (one step per chunk) and K >= L (one chunk) included
-    import rnnbook.selective as module
-
-    monkeypatch.setattr(module, "_chunk_size", lambda L: K)
-    inputs = make_inputs(2, 3, 4, 41, seed=K)
-    _assert_parallel_matches(
-        inputs, lambda ins: selective_scan(**ins, return_last_state=True)
-    )
-
-
-def test_parallel_equals_the_scalar_loop_on_a_longer_sequence():
-    inputs = make_inputs(1, 2, 3, 50, seed=6)
-    _assert_parallel_matches(inputs, reference_of)
-
-
-@pytest.mark.parametrize("dtype", [F64, torch.float32])
-def test_parallel_is_safe_where_cumulative_sums_of_delta_A_are_huge(dtype):
-    # delta up to ~9 (softplus of up to 9) and A near -16 over L = 512:
-    # sum_t delta_t A reaches about -30000, so exp(-cumsum) would overflow
-    # and a division by cumulative products would give 0/0. Single decays
-    # exp(delta A) reach exp(-150) and underflow in float32.
-    g = torch.Generator().manual_seed(7)
-    b, d, n, L = 2, 3, 4, 512
-    inputs = make_inputs(b, d, n, L, seed=7, dtype=F64)
-    inputs["delta"] = 3 * torch.randn(b, d, L, generator=g, dtype=F64) + 4
-    inputs["A"] = -16 + 0.5 * torch.rand(d, n, generator=g, dtype=F64)
-    inputs = {
-        k: v.to(dtype) if isinstance(v, torch.Tensor) else v
-        for k, v in inputs.items()
-    }
-    total = inputs["delta_bias"][:, None] + inputs["delta"]
-    assert (torch.nn.functional.softplus(total).sum(-1) > 1000).all()
-    y, h = selective_scan_parallel(**inputs, return_last_state=True)
-    y_ref, h_ref = selective_scan(**inputs, return_last_state=True)
-    assert torch.isfinite(y).all() and torch.isfinite(h).all()
-    tol = 1e-12 if dtype == F64 else 1e-5
-    assert _relative(y, y_ref) <= tol and _relative(h, h_ref) <= tol
-    got = _grads(
-        lambda ins: selective_scan_parallel(**ins, return_last_state=True),
-        inputs,
-    )
-    want = _grads(
-        lambda ins: selective_scan(**ins, return_last_state=True), inputs
-    )
-    for k in GRAD_KEYS:
-        assert torch.isfinite(got[k]).all(), k
-        assert _relative(got[k], want[k]) <= (1e-9 if dtype == F64 else 1e-4)
-
-
-@pytest.mark.parametrize("wrt", ["y", "h"])
-def test_parallel_gradients_of_one_output_only(wrt):
-    # the backward pass receives no gradient for the other output
-    inputs = make_inputs(2, 3, 4, 10, seed=8)
-
-    def only(scan):
-        def run(ins):
-            y, h = scan(**ins, return_last_state=True)
-            return (y, 0 * h) if wrt == "y" else (0 * y, h)
-
-        return run
-
-    def detached_other(ins):  # the other output never reaches the loss
-        y, h = selective_scan_parallel(**ins, return_last_state=True)
-        return (y, h.detach()) if wrt == "y" else (y.detach(), h)
-
-    def loss_of(run, ins):
-        y, h = run(ins)
-        g = torch.Generator().manual_seed(9)
-        w = torch.randn(y.shape, generator=g, dtype=F64)
-        v = torch.randn(h.shape, generator=g, dtype=F64)
-        return (w * y).sum() if wrt == "y" else (v * h).sum()
-
-    leaves = {
-        k: inputs[k].detach().clone().requires_grad_(True) for k in GRAD_KEYS
-    }
-    ins = {**inputs, **leaves}
-    got = torch.autograd.grad(
-        loss_of(detached_other, ins), leaves.values(), allow_unused=True
-    )
-    want = torch.autograd.grad(
-        loss_of(only(selective_scan), ins), leaves.values(), allow_unused=True
-    )
-    for k, g_got, g_want, leaf in zip(GRAD_KEYS, got, want, leaves.values()):
-        if g_want is None or not g_want.any():  # C, z, D do not reach h
-            assert wrt == "h" and k in ("C", "z", "D"), k
-            assert g_got is None or not g_got.any(), k
-        else:
-            assert _relative(g_got, g_want) <= 1e-9, k
-
-
-def test_parallel_without_the_last_state_backpropagates():
-    inputs = make_inputs(2, 3, 4, 12, seed=10)
-    leaves = {
-        k: inputs[k].detach().clone().requires_grad_(True) for k in GRAD_KEYS
-    }
-    ins = {**inputs, **leaves}
-    got = torch.autograd.grad(
-        selective_scan_parallel(**ins).square().sum(), leaves.values()
-    )
-    want = torch.autograd.grad(
-        selective_scan(**ins).square().sum(), leaves.values()
-    )
-    for k, a, b in zip(GRAD_KEYS, got, want):
-        assert _relative(a, b) <= 1e-9, k
+    A = -torch.rand(d, n, generator=g, dtype=F64) - 0.1
+    B_t = torch.randn(b, n, generator=g, dtype=F64)
+    C_t = torch.randn(b, n, generator=g, dtype=F64)
+    y_t, h_t = selective_update(h, u_t, delta_t, A, B_t, C_t)
+    assert y_t.shape == (b, d) and h_t.shape == (b, d, n)
+    for s in range(b):
+        for i in range(d):
+            out = 0.0
+            for k in range(n):
+                dt = delta_t[s, i].item()
+                want = math.exp(dt * A[i, k].item()) * h[s, i, k].item()
+                want += dt * B_t[s, k].item() * u_t[s, i].item()
+                assert h_t[s, i, k].item() == pytest.approx(want, rel=1e-14)
+                out += C_t[s, k].item() * want
+            assert y_t[s, i].item() == pytest.approx(out, rel=1e-12, abs=1e-14)

@@ -14,15 +14,19 @@ One concept per module (the book's style guide), imports flowing downward:
   the loss wall (Chapter 2)
 - ``gated``      the LSTM and the GRU from their equations (Chapter 3)
 - ``attention``  additive (Bahdanau), dot and scaled dot attention, masked
-  (Chapter 4); causal self-attention with a key-value cache (Chapter 7)
+  (Chapter 4)
 - ``seq2seq``    encoder, decoders with and without attention, greedy and beam
   search (Chapter 4)
 - ``ssm``        linear state space models: discretization, kernel, scan,
   FFT convolution, HiPPO (Chapters 5-6)
 - ``s4d``        diagonal state spaces: the Vandermonde kernel, S4D's
   initializations, the S4D layer and model (Chapter 6)
-- ``selective``  the selective scan: the reference loop, a chunked parallel
-  scan and one recurrent step (Chapter 7)
+- ``selective``  the selective scan: the reference loop and one recurrent
+  step (Chapter 7)
+- ``chunked_scan`` the same scan by a chunked parallel scan, with a
+  hand-written backward pass (Chapter 7)
+- ``self_attention`` causal self-attention with a key-value cache, the
+  baseline of Chapter 7's generation measurement
 - ``mamba``      the Mamba block and a small Mamba model, with a recurrent
   mode (Chapter 7)
 - ``probes``     gradient-flow probes and the small experiments of Chapter 3

@@ -1,8 +1,9 @@
 """The Mamba block and a small Mamba language model (Chapter 7).
 
 Mamba (Gu & Dao, 2023, section 3.4 and Figure 3) wraps a selective state
-space model (:mod:`rnnbook.selective`) in one gated block, stacked with
-residual connections and no attention or MLP blocks. Letters as in the
+space model (:mod:`rnnbook.selective`; the parallel scan of
+:mod:`rnnbook.chunked_scan`) in one gated block, stacked with residual
+connections and no attention or MLP blocks. Letters as in the
 book's glossary (``rnnbook/__init__.py``): ``B`` batch, ``L`` sequence
 length (as the paper writes it), ``D`` model width, ``E = expand * D`` the
 inner width (the paper's ``ED``), ``N`` state size, ``R`` the rank of the
@@ -30,11 +31,8 @@ from rnnbook._checks import (
     check_real,
     check_tensor,
 )
-from rnnbook.selective import (
-    selective_scan,
-    selective_scan_parallel,
-    selective_step,
-)
+from rnnbook.chunked_scan import selective_scan_parallel
+from rnnbook.selective import selective_scan, selective_step
 from rnnbook.ssm import causal_conv
 
 SCANS = {"loop": selective_scan, "parallel": selective_scan_parallel}

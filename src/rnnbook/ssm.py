@@ -29,10 +29,12 @@ import operator
 
 import torch
 
-# Chapter 7's selective scan lives in rnnbook.selective; re-exported here.
+# Chapter 7's selective scan lives in rnnbook.selective (the loop and one
+# step) and rnnbook.chunked_scan (the parallel scan); re-exported here.
+from rnnbook.chunked_scan import selective_scan_parallel  # noqa: F401
 from rnnbook.selective import (
     selective_scan,  # noqa: F401
-    selective_scan_parallel,  # noqa: F401
+    selective_step,  # noqa: F401
 )
 
 # ------------------------------------------------------------ input checks

@@ -15,7 +15,7 @@ and a softplus; the D skip and the z gate). For each length L, one repeat
 runs, in turn (interleaved, so both see the same machine load):
 
 - ``loop``: :func:`rnnbook.selective.selective_scan`, L sequential steps;
-- ``parallel``: :func:`rnnbook.selective.selective_scan_parallel`, the
+- ``parallel``: :func:`rnnbook.chunked_scan.selective_scan_parallel`, the
   chunked scan: 2K + ceil(L / K) - 1 vectorised steps with chunks of
   K = sqrt(L / 4) positions, about 3 sqrt(L);
 
@@ -56,8 +56,9 @@ import time
 
 import torch
 
+from rnnbook.chunked_scan import selective_scan_parallel
 from rnnbook.memory import saved_bytes
-from rnnbook.selective import selective_scan, selective_scan_parallel
+from rnnbook.selective import selective_scan
 
 SCANS = {"loop": selective_scan, "parallel": selective_scan_parallel}
 DTYPE = torch.float32

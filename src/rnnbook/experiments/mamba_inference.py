@@ -4,9 +4,9 @@ Chapter 7's inference measurement. In recurrent mode a Mamba block
 (:meth:`rnnbook.mamba.MambaBlock.step`) carries a state of constant size,
 the convolution's last inputs and the SSM state, E (d_conv - 1 + N)
 numbers, whatever the context; a causal self-attention layer
-(:class:`rnnbook.attention.CausalSelfAttention`) keeps every past key and
-value, 2 L D numbers, and reads all of them for each new token. Its cache
-is pre-allocated for the longest sequence (context + new tokens) and
+(:class:`rnnbook.self_attention.CausalSelfAttention`) keeps every past key
+and value, 2 L D numbers, and reads all of them for each new token. Its
+cache is pre-allocated for the longest sequence (context + new tokens) and
 written in place, as generation code does, so a step does not copy it.
 For each context length this script measures, in one process:
 
@@ -50,13 +50,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rnnbook.attention import CausalSelfAttention
 from rnnbook.experiments._io import (
     experiment_parser,
     parse_experiment_args,
     write_json_atomic,
 )
 from rnnbook.mamba import MambaBlock, MambaCache
+from rnnbook.self_attention import CausalSelfAttention
 
 ENTROPY = 20231202
 """The seed of the layers' weights and the random caches and inputs."""

@@ -105,9 +105,9 @@ def chunked_states(delta, u, A, B):
 
     for every t at once, as :func:`selective_scan_parallel`'s backward
     pass recomputes them instead of storing them (Gu and Dao, 2023,
-    section 3.3.2): (L', b, d, n) numbers, n times the input. Chunks of K
-    = :func:`chunk_size` (L) positions, steps 1 and 2 of the module
-    docstring, then h_t += P_t h_start inside every chunk.
+    section 3.3.2): (L', b, d, n) numbers, n times the input. Chunks of
+    K = chunk_size(L) positions, steps 1 and 2 of the module docstring,
+    then h_t += P_t h_start inside every chunk.
 
     Args:
         delta: (b, d, L) the step sizes, after any bias and softplus.
@@ -180,6 +180,8 @@ def chunked_outputs(delta, u, A, B, C):
     """
     b, d, L = u.shape
     n, K = A.shape[1], chunk_size(L)
+    if L == 0:  # no step: no output, and the state is still h_{-1} = 0
+        return u.new_zeros(b, d, 0), u.new_zeros(b, d, n)
     A2 = A * LOG2_E  # exp(delta A) = exp2(delta A2), a faster kernel
     dT = _padded_chunks(delta, K)[..., None]  # (chunks, K, b, d, 1)
     duT = _padded_chunks(delta * u, K)[..., None]  # (chunks, K, b, d, 1)

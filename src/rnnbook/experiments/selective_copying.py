@@ -97,7 +97,7 @@ class Config:
     s4d_state: int = 32  # N
     s4d_lr: float = 1e-2  # used without a pilot (run's default)
     s4d_ssm_lr: float = 1e-3  # fixed: the pilot does not tune it
-    pilot_rates: tuple = (1e-3, 3e-3, 1e-2, 3e-2)
+    pilot_rates: tuple = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
     pilot_steps: int = 2500  # the comparison's whole budget
     n_validation: int = 1000
     clip: float = 1.0

@@ -54,6 +54,18 @@ def test_tiny_run_writes_a_complete_paired_result(tmp_path):
         exp.main(["--tiny", "--out", str(tmp_path)])  # a folder
 
 
+def test_no_pilot_trains_at_the_default_rates_on_the_same_seeds(tmp_path):
+    out = tmp_path / "untuned.json"
+    assert exp.main(["--tiny", "--no-pilot", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["command"].endswith("--no-pilot --tiny")
+    assert result["pilot"] is None
+    for run in result["runs"]:
+        assert run["lr"] == exp.default_rate(exp.TINY, run["model"])
+        assert run["seeds"] == exp.run_seeds(run["seed"])  # as with a pilot
+        assert run["updates_done"] == exp.TINY.updates
+
+
 def test_seed_streams_are_independent_and_reproducible():
     seeds = [exp.run_seeds(s, part) for part in exp.PARTS for s in range(4)]
     values = [v for d in seeds for v in d.values()]

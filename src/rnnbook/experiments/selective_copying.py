@@ -30,7 +30,12 @@ everything else.
 Usage::
 
     python -m rnnbook.experiments.selective_copying        # the chapter's
+    python -m rnnbook.experiments.selective_copying --no-pilot  # untuned
     python -m rnnbook.experiments.selective_copying --tiny --out /tmp/t.json
+
+``--no-pilot`` skips the pilot and trains every model at its untuned
+default rate (:func:`default_rate`), on the same seeds: the chapter
+compares the two files seed by seed.
 
 The comparison is paired: for each seed the initialization, data and test
 generators come from :class:`numpy.random.SeedSequence` streams keyed by
@@ -470,26 +475,38 @@ def run(config, workers=1, device="cpu", progress=True, lrs=None):
 
 def main(argv=None):
     parser = experiment_parser(__doc__, workers=1, device=True)
+    parser.add_argument(
+        "--no-pilot",
+        action="store_true",
+        help="skip the pilot: every model at its default (untuned) rate",
+    )
     args = parse_experiment_args(
         parser,
         argv,
         lambda a: (
-            "selective_copying_tiny.json"
-            if a.tiny
-            else "selective_copying.json"
+            "selective_copying"
+            + ("_untuned" if a.no_pilot else "")
+            + ("_tiny" if a.tiny else "")
+            + ".json"
         ),
     )
     config = TINY if args.tiny else Config()
     start = time.perf_counter()
-    pilot = select_learning_rates(config, args.workers, args.device)
-    pilot["seconds"] = round(time.perf_counter() - start, 1)
-    print("pilot chose:", pilot["chosen"])
+    pilot = None
+    if not args.no_pilot:
+        pilot = select_learning_rates(config, args.workers, args.device)
+        pilot["seconds"] = round(time.perf_counter() - start, 1)
+        print("pilot chose:", pilot["chosen"])
     runs = run(
-        config, workers=args.workers, device=args.device, lrs=pilot["chosen"]
+        config,
+        workers=args.workers,
+        device=args.device,
+        lrs=pilot["chosen"] if pilot else None,
     )
     seconds = time.perf_counter() - start
     result = {
         "command": "python -m rnnbook.experiments.selective_copying"
+        + (" --no-pilot" if args.no_pilot else "")
         + (" --tiny" if args.tiny else ""),
         "workers": args.workers,
         "device": str(args.device),

@@ -49,7 +49,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from rnnbook._checks import check_int
-from rnnbook.selective import _check_scan, _output, _step_size
+from rnnbook.selective import _check_scan, _output
 
 LOG2_E = 1 / math.log(2)  # exp(x) = exp2(x log2(e)): PyTorch's exp2 CPU
 # kernel is several times faster than its exp in float32 (measured)
@@ -317,21 +317,9 @@ def selective_scan_parallel(
 
     Args, returns and shapes: as :func:`rnnbook.selective.selective_scan`.
     """
-    b, d, n, L = _check_scan(
-        u,
-        delta,
-        A,
-        B,
-        C,
-        D,
-        z,
-        delta_bias,
-        dict(
-            delta_softplus=delta_softplus,
-            return_last_state=return_last_state,
-        ),
+    b, d, n, L, delta = _check_scan(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
     )
-    delta = _step_size(delta, delta_bias, delta_softplus)
     if L == 0:
         y, h = u.new_zeros(b, d, 0), u.new_zeros(b, d, n)
     else:

@@ -93,8 +93,11 @@ def _check_dtypes(**tensors):
     check_same_dtype(**{k: v for k, v in tensors.items() if v is not None})
 
 
-def _check_scan(u, delta, A, B, C, D, z, delta_bias, flags):
-    """Check a whole-sequence call; return (b, d, n, L)."""
+def _check_scan(
+    u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
+):
+    """Check a whole-sequence call; return (b, d, n, L) and the step sizes
+    (delta after its bias and softplus, :func:`_step_size`)."""
     check_tensor("u", u, 3, "(b, d, L)", real=True)
     b, d, L = u.shape
     _expect("delta", delta, ("b", "d", "L"), (b, d, L))
@@ -103,12 +106,12 @@ def _check_scan(u, delta, A, B, C, D, z, delta_bias, flags):
     _expect("B", B, ("b", "n", "L"), (b, n, L))
     _expect("C", C, ("b", "n", "L"), (b, n, L))
     _check_optional(D, z, delta_bias, b, d, L)
-    for name, value in flags.items():
-        check_bool(name, value)
+    check_bool("delta_softplus", delta_softplus)
+    check_bool("return_last_state", return_last_state)
     _check_dtypes(
         u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias
     )
-    return b, d, n, L
+    return b, d, n, L, _step_size(delta, delta_bias, delta_softplus)
 
 
 def _step_size(delta, delta_bias, delta_softplus):
@@ -224,21 +227,9 @@ def selective_scan(
 
     Shapes: b batch size, d channels, n state size, L sequence length.
     """
-    b, d, n, L = _check_scan(
-        u,
-        delta,
-        A,
-        B,
-        C,
-        D,
-        z,
-        delta_bias,
-        dict(
-            delta_softplus=delta_softplus,
-            return_last_state=return_last_state,
-        ),
+    b, d, n, L, delta = _check_scan(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
     )
-    delta = _step_size(delta, delta_bias, delta_softplus)
     h = u.new_zeros(b, d, n)
     ys = []
     for t in range(L):

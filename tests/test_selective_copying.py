@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rnnbook.experiments import selective_copying as exp
+from rnnbook.mamba import MambaModel
 
 
 def test_tiny_run_writes_a_complete_paired_result(tmp_path):
@@ -37,6 +38,7 @@ def test_tiny_run_writes_a_complete_paired_result(tmp_path):
         assert run["seeds"] == exp.run_seeds(run["seed"])
         # each model trains at the rate its pilot chose
         assert run["lr"] == result["pilot"]["chosen"][run["model"]]
+        assert run["lr"] == result["learning_rates"][run["model"]]
     pilot = result["pilot"]
     assert pilot["rates"] == list(tiny.pilot_rates)
     assert pilot["seeds"] == exp.run_seeds(0, "pilot")
@@ -62,6 +64,7 @@ def test_no_pilot_trains_at_the_default_rates_on_the_same_seeds(tmp_path):
     assert result["pilot"] is None
     for run in result["runs"]:
         assert run["lr"] == exp.default_rate(exp.TINY, run["model"])
+        assert run["lr"] == result["learning_rates"][run["model"]]
         assert run["seeds"] == exp.run_seeds(run["seed"])  # as with a pilot
         assert run["updates_done"] == exp.TINY.updates
 
@@ -121,3 +124,32 @@ def test_run_keeps_the_callers_thread_count_and_live_is_small():
     live = exp.jobs(exp.LIVE)
     assert {m for _, m, _, _, _ in live} == {"Mamba-LTI", "Mamba"}
     assert exp.LIVE.updates <= 200 and exp.LIVE.seeds == 1
+
+
+def test_mamba_lti_starts_as_mambas_twin_but_for_its_ssm():
+    config = exp.TINY
+    built = {}
+    for model in ("Mamba", "Mamba-LTI", "Mamba"):
+        torch.manual_seed(3)
+        built.setdefault(model, []).append(
+            exp.make_model(config, model).state_dict()
+        )
+    mamba, lti = built["Mamba"][0], built["Mamba-LTI"][0]
+    assert all(torch.equal(v, built["Mamba"][1][k]) for k, v in mamba.items())
+    different = set()
+    for name, value in lti.items():
+        twin = mamba.get(name.replace("dt_bias", "dt_proj.bias"))
+        if twin is None or not torch.equal(twin, value):
+            different.add(name)
+    layers = range(config.layers)
+    assert different == {f"layers.{i}.{p}" for i in layers for p in "BC"}
+    # and the copy is a real pairing: a fresh LTI model without it differs
+    torch.manual_seed(3)
+    unpaired = MambaModel(
+        config.vocab_size,
+        config.mamba_width,
+        config.layers,
+        config.mamba_state,
+        selective=False,
+    ).state_dict()
+    assert not torch.equal(unpaired["head.weight"], lti["head.weight"])

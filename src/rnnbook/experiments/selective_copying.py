@@ -96,11 +96,11 @@ class Config:
     layers: int = 2
     mamba_width: int = 32  # D
     mamba_state: int = 16  # N
-    mamba_lr: float = 3e-3  # used without a pilot (run's default)
+    mamba_lr: float = 3e-3  # --no-pilot only (and run's default)
     mamba_scan: str = "loop"  # faster than "parallel" at this short L
     s4d_channels: int = 54  # H: about the Mamba models' parameter count
     s4d_state: int = 32  # N
-    s4d_lr: float = 1e-2  # used without a pilot (run's default)
+    s4d_lr: float = 1e-2  # --no-pilot only (and run's default)
     s4d_ssm_lr: float = 1e-3  # fixed: the pilot does not tune it
     pilot_rates: tuple = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
     pilot_steps: int = 2500  # the comparison's whole budget
@@ -204,7 +204,16 @@ def default_rate(config, model):
 
 
 def make_model(config, model):
-    """A new ``model`` of :data:`MODELS` for ``config`` (random init)."""
+    """A new ``model`` of :data:`MODELS` for ``config``, initialized from
+    torch's global random stream.
+
+    Mamba-LTI is paired with Mamba: it is built, then every tensor it
+    shares by name and shape with the Mamba model this same stream would
+    build (embedding, projections, convolutions, A, D, norms, head), and
+    each layer's step-size bias, is copied from that twin
+    (:func:`share_initialization`). The two start identical but for their
+    SSM's Delta, B and C.
+    """
     if model not in MODELS:
         raise ValueError(f"expected model one of {MODELS}, got {model!r}")
     V = config.vocab_size
@@ -212,14 +221,40 @@ def make_model(config, model):
         return S4DTokens(
             V, config.s4d_channels, config.s4d_state, config.layers
         )
-    return MambaModel(
-        V,
-        config.mamba_width,
-        config.layers,
-        config.mamba_state,
-        selective=model == "Mamba",
-        scan=config.mamba_scan,
-    )
+
+    def mamba(selective):
+        return MambaModel(
+            V,
+            config.mamba_width,
+            config.layers,
+            config.mamba_state,
+            selective=selective,
+            scan=config.mamba_scan,
+        )
+
+    if model == "Mamba":
+        return mamba(True)
+    stream = torch.random.get_rng_state()
+    lti = mamba(False)
+    torch.random.set_rng_state(stream)
+    share_initialization(lti, mamba(True))
+    return lti
+
+
+@torch.no_grad()
+def share_initialization(lti, selective):
+    """Copy into the time-invariant MambaModel ``lti`` every tensor of the
+    selective ``selective`` with the same name and shape, and each layer's
+    step-size bias (``dt_proj.bias`` -> ``dt_bias``); returns the names
+    copied into ``lti``."""
+    mine = lti.state_dict()
+    copied = []
+    for name, value in selective.state_dict().items():
+        target = name.replace("dt_proj.bias", "dt_bias")
+        if target in mine and mine[target].shape == value.shape:
+            mine[target].copy_(value)
+            copied.append(target)
+    return copied
 
 
 def make_optimizer(config, model_name, model, lr):
@@ -497,12 +532,12 @@ def main(argv=None):
         pilot = select_learning_rates(config, args.workers, args.device)
         pilot["seconds"] = round(time.perf_counter() - start, 1)
         print("pilot chose:", pilot["chosen"])
-    runs = run(
-        config,
-        workers=args.workers,
-        device=args.device,
-        lrs=pilot["chosen"] if pilot else None,
+    lrs = (
+        pilot["chosen"]
+        if pilot
+        else {m: default_rate(config, m) for m in config.models}
     )
+    runs = run(config, workers=args.workers, device=args.device, lrs=lrs)
     seconds = time.perf_counter() - start
     result = {
         "command": "python -m rnnbook.experiments.selective_copying"
@@ -519,6 +554,7 @@ def main(argv=None):
         "paper_table_1": PAPER_TABLE_1,
         "seed_entropy": ENTROPY,
         "pilot": pilot,
+        "learning_rates": lrs,  # the rates the runs used, by model
         "runs": runs,
     }
     write_json_atomic(args.out, result)

@@ -54,12 +54,12 @@ def test_parallel_equals_the_loop_at_any_length(L):
     )
 
 
-@pytest.mark.parametrize("K", [1, 2, 3, 7, 40, 41, 100])
-def test_parallel_with_any_chunk_size(K, monkeypatch):
-    # the chunk size only groups the same products: any K gives the loop's
-    # results, K = 1 (one step per chunk) and K >= L (one chunk) included
-    monkeypatch.setattr(chunked_scan, "chunk_size", lambda L: K)
-    inputs = make_inputs(2, 3, 4, 41, seed=K)
+@pytest.mark.parametrize("c", [1, 2, 3, 7, 40, 41, 100])
+def test_parallel_with_any_chunk_size(c, monkeypatch):
+    # the chunk size only groups the same products: any c gives the loop's
+    # results, c = 1 (one step per chunk) and c >= L (one chunk) included
+    monkeypatch.setattr(chunked_scan, "chunk_size", lambda L: c)
+    inputs = make_inputs(2, 3, 4, 41, seed=c)
     _assert_parallel_matches(
         inputs, lambda ins: selective_scan(**ins, return_last_state=True)
     )
@@ -168,9 +168,9 @@ def test_chunk_size():
     expected = {0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 256: 8, 2048: 23, 16384: 64}
     assert {L: chunk_size(L) for L in expected} == expected
     for L in range(0, 3000, 7):
-        K = chunk_size(L)
-        assert 1 <= K <= max(1, L)
-        assert L < 4 or abs(K - math.sqrt(L / 4)) <= 0.5  # round(...)
+        c = chunk_size(L)
+        assert 1 <= c <= max(1, L)
+        assert L < 4 or abs(c - math.sqrt(L / 4)) <= 0.5  # round(...)
     assert chunk_size(np.int64(2048)) == 23
     with pytest.raises(ValueError, match=">= 0"):
         chunk_size(-1)
@@ -194,9 +194,9 @@ def _loop_states(inputs):
 @pytest.mark.parametrize("L", [0, 1, 5, 23, 41, 100])
 def test_chunked_states_are_the_loops_states(L):
     inputs = make_inputs(2, 3, 4, L, seed=20 + L, options=(False,) * 4)
-    h, K = chunked_states(*(inputs[k] for k in ("delta", "u", "A", "B")))
+    h, c = chunked_states(*(inputs[k] for k in ("delta", "u", "A", "B")))
     L_pad = h.shape[0]
-    assert K == chunk_size(L) and L_pad % K == 0 and L <= L_pad < L + K
+    assert c == chunk_size(L) and L_pad % c == 0 and L <= L_pad < L + c
     assert h.shape == (L_pad, 2, 3, 4)
     torch.testing.assert_close(
         h[:L], _loop_states(inputs), rtol=1e-12, atol=1e-12

@@ -15,11 +15,11 @@ a scan with the associative operator
 ("first (a, x), then (a', x')"). Associativity lets the L steps be
 grouped freely; a CPU gains most from the grouping that needs the fewest
 Python-level steps, each one a large vectorised tensor operation. Cut the
-sequence into chunks of K positions (:func:`chunk_size`):
+sequence into chunks of c positions (:func:`chunk_size`):
 
-1. run the recurrence inside every chunk at once, from a zero state (K
+1. run the recurrence inside every chunk at once, from a zero state (c
    steps, each over all chunks);
-2. walk over the chunks (L/K small steps): a chunk's true start state is
+2. walk over the chunks (L/c small steps): a chunk's true start state is
    the previous chunk's end state, carried through its decay;
 3. the states inside every chunk follow from their start states: run the
    recurrence again from them (:func:`chunked_outputs`, the forward pass,
@@ -27,7 +27,7 @@ sequence into chunks of K positions (:func:`chunk_size`):
    ... a_k the chunk's cumulative decays (:func:`chunked_states`, for the
    backward pass, which holds every state).
 
-About 2K + L/K Python steps instead of L. Only products of numbers in
+About 2c + L/c Python steps instead of L. Only products of numbers in
 [0, 1] are formed: nothing is divided by a cumulative product and no
 exp(-cumsum(delta A)) appears, which would overflow for long sequences.
 
@@ -35,10 +35,10 @@ exp(-cumsum(delta A)) appears, which would overflow for long sequences.
   :func:`rnnbook.selective.selective_scan`;
 - :func:`chunked_outputs`, :func:`chunked_states`: its forward pass and
   the states its backward pass recomputes;
-- :func:`chunk_size`: the chunk length K.
+- :func:`chunk_size`: the chunk length c.
 
 Shapes (as in :mod:`rnnbook.selective`): b batch size, d channels, n state
-size per channel, L sequence length, L' = L padded to a multiple of K.
+size per channel, L sequence length, L' = L padded to a multiple of c.
     u, delta, z: (b, d, L);  A: (d, n);  B, C: (b, n, L);  D, delta_bias:
     (d,);  h: (b, d, n);  y: (b, d, L).
 """
@@ -56,11 +56,11 @@ LOG2_E = 1 / math.log(2)  # exp(x) = exp2(x log2(e)): PyTorch's exp2 CPU
 
 
 def chunk_size(L):
-    """The chunk length of the parallel scan: K = round(sqrt(L / 4)), >= 1.
+    """The chunk length of the parallel scan: c = round(sqrt(L / 4)), >= 1.
 
     A step inside the chunks costs about four tensor operations over all
-    chunks, a step across them one small operation. With K = sqrt(L / 4)
-    the scan takes 2K + ceil(L / K) - 1, about 3 sqrt(L), Python-level
+    chunks, a step across them one small operation. With c = sqrt(L / 4)
+    the scan takes 2c + ceil(L / c) - 1, about 3 sqrt(L), Python-level
     steps instead of L (the module docstring); Mamba's kernel, too, scans
     the length axis in parallel (Gu and Dao, 2023, section 3.3.2).
 
@@ -68,24 +68,24 @@ def chunk_size(L):
         L: the sequence length, an int >= 0.
 
     Returns:
-        K, an int in 1..max(1, L).
+        c, an int in 1..max(1, L).
     """
     L = check_int("L", L, 0)
     return max(1, round(math.sqrt(L / 4)))
 
 
-def _scan_in_chunks_(P, h, K, reverse=False):
+def _scan_in_chunks_(P, h, c, reverse=False):
     """In place: h_t <- h_t + P_t h_{t-1} for t = 0, 1, ... (h_{-1} = 0),
     or, if ``reverse``, h_t <- h_t + P_t h_{t+1} from the end.
 
-    P, h: (L', ...) with L' a multiple of K; positions first, so that one
+    P, h: (L', ...) with L' a multiple of c; positions first, so that one
     position of every chunk, ``h[:, k]`` below, is a few contiguous blocks.
     P is overwritten with the within-chunk cumulative products.
     """
-    nc = h.shape[0] // K
-    P = P.view(nc, K, *P.shape[1:])  # (chunks, K, ...)
-    h = h.view(nc, K, *h.shape[1:])
-    inside = range(K - 2, -1, -1) if reverse else range(1, K)
+    nc = h.shape[0] // c
+    P = P.view(nc, c, *P.shape[1:])  # (chunks, c, ...)
+    h = h.view(nc, c, *h.shape[1:])
+    inside = range(c - 2, -1, -1) if reverse else range(1, c)
     step = 1 if reverse else -1  # the neighbour a position reads from
     for k in inside:  # 1. every chunk at once, from a zero state
         h[:, k].addcmul_(P[:, k], h[:, k + step])
@@ -95,7 +95,7 @@ def _scan_in_chunks_(P, h, K, reverse=False):
             h[j].addcmul_(P[j], h[j + 1, 0])
     else:
         for j in range(1, nc):
-            h[j].addcmul_(P[j], h[j - 1, K - 1])
+            h[j].addcmul_(P[j], h[j - 1, c - 1])
 
 
 def chunked_states(delta, u, A, B):
@@ -106,7 +106,7 @@ def chunked_states(delta, u, A, B):
     for every t at once, as :func:`selective_scan_parallel`'s backward
     pass recomputes them instead of storing them (Gu and Dao, 2023,
     section 3.3.2): (L', b, d, n) numbers, n times the input. Chunks of
-    K = chunk_size(L) positions, steps 1 and 2 of the module docstring,
+    c = chunk_size(L) positions, steps 1 and 2 of the module docstring,
     then h_t += P_t h_start inside every chunk.
 
     Args:
@@ -116,8 +116,8 @@ def chunked_states(delta, u, A, B):
         B: (b, n, L).
 
     Returns:
-        ``(h, K)``: h (L', b, d, n), positions first, padded to L' = a
-        multiple of the chunk size K (the padding is zero input, after
+        ``(h, c)``: h (L', b, d, n), positions first, padded to L' = a
+        multiple of the chunk size c (the padding is zero input, after
         the sequence, so it changes nothing before it); h[t] is h_t for
         t < L.
 
@@ -126,8 +126,8 @@ def chunked_states(delta, u, A, B):
     them once, before it calls this.
     """
     b, d, L = u.shape
-    K = chunk_size(L)
-    padded = (-(-L // K) * K, b, d, A.shape[1])
+    c = chunk_size(L)
+    padded = (-(-L // c) * c, b, d, A.shape[1])
     dT = delta.permute(2, 0, 1)[..., None]  # (L, b, d, 1)
     P = u.new_empty(padded)
     torch.mul(dT, A * LOG2_E, out=P[:L]).exp2_()  # a_t = exp(delta_t A)
@@ -136,17 +136,17 @@ def chunked_states(delta, u, A, B):
     du = (delta * u).permute(2, 0, 1)[..., None]  # (L, b, d, 1)
     torch.mul(du, B.permute(2, 0, 1)[:, :, None, :], out=h[:L])  # x_t
     h[L:] = 0
-    _scan_in_chunks_(P, h, K)
-    return h, K
+    _scan_in_chunks_(P, h, c)
+    return h, c
 
 
-def _padded_chunks(X, K):
-    """(b, m, L) -> (L'/K, K, b, m), positions first, zero after L."""
+def _padded_chunks(X, c):
+    """(b, m, L) -> (L'/c, c, b, m), positions first, zero after L."""
     b, m, L = X.shape
-    nc = -(-L // K)
-    out = X.new_zeros(nc * K, b, m)
+    nc = -(-L // c)
+    out = X.new_zeros(nc * c, b, m)
     out[:L] = X.permute(2, 0, 1)
-    return out.view(nc, K, b, m)
+    return out.view(nc, c, b, m)
 
 
 def chunked_outputs(delta, u, A, B, C):
@@ -155,16 +155,16 @@ def chunked_outputs(delta, u, A, B, C):
 
         h_t = exp(delta_t A) * h_{t-1} + delta_t B_t u_t,    h_{-1} = 0
 
-    In chunks of K = chunk_size(L) positions, three passes keep one state
-    per chunk, (L/K, b, d, n), and form each position's decays and inputs
+    In chunks of c = chunk_size(L) positions, three passes keep one state
+    per chunk, (L/c, b, d, n), and form each position's decays and inputs
     when they are needed: (1) every chunk from a zero state, its end state
     only; (2) the carries across chunks, with a chunk's decay
     exp(A sum(delta)), a product of numbers in [0, 1]; (3) every chunk
     again from its true start state, contracting each position's state
     with C at once: fusion, as in Mamba's kernel (Gu and Dao, 2023,
     section 3.3.2). The padding (delta = 0 after L) is the identity: a = 1,
-    x = 0. The forward pass of :func:`selective_scan_parallel`, before the
-    skip D u_t and the gate z_t, which checks the inputs once, before it
+    b = 0. The forward pass of :func:`selective_scan_parallel` before its
+    skip D u_t and gate z_t; that function checks the inputs once, then
     calls this.
 
     Args:
@@ -179,18 +179,18 @@ def chunked_outputs(delta, u, A, B, C):
     Shapes: b batch size, d channels, n state size, L sequence length.
     """
     b, d, L = u.shape
-    n, K = A.shape[1], chunk_size(L)
+    n, c = A.shape[1], chunk_size(L)
     if L == 0:  # no step: no output, and the state is still h_{-1} = 0
         return u.new_zeros(b, d, 0), u.new_zeros(b, d, n)
     A2 = A * LOG2_E  # exp(delta A) = exp2(delta A2), a faster kernel
-    dT = _padded_chunks(delta, K)[..., None]  # (chunks, K, b, d, 1)
-    duT = _padded_chunks(delta * u, K)[..., None]  # (chunks, K, b, d, 1)
-    BT = _padded_chunks(B, K)[:, :, :, None, :]  # (chunks, K, b, 1, n)
-    CT = _padded_chunks(C, K)  # (chunks, K, b, n)
+    dT = _padded_chunks(delta, c)[..., None]  # (chunks, c, b, d, 1)
+    duT = _padded_chunks(delta * u, c)[..., None]  # (chunks, c, b, d, 1)
+    BT = _padded_chunks(B, c)[:, :, :, None, :]  # (chunks, c, b, 1, n)
+    CT = _padded_chunks(C, c)  # (chunks, c, b, n)
     nc = dT.shape[0]
     h = u.new_zeros(nc, b, d, n)  # one state per chunk
     a = torch.empty_like(h)  # the decays of one position of every chunk
-    for k in range(K):  # 1. each chunk's end state from a zero start
+    for k in range(c):  # 1. each chunk's end state from a zero start
         torch.mul(dT[:, k], A2, out=a).exp2_()
         h.mul_(a).addcmul_(duT[:, k], BT[:, k])
     torch.mul(dT.sum(1), A2, out=a).exp2_()  # a chunk's decay
@@ -198,13 +198,13 @@ def chunked_outputs(delta, u, A, B, C):
     for j in range(1, nc):  # 2. the carries: h_start of chunk j
         torch.addcmul(h[j - 1], a[j - 1], start[j - 1], out=start[j])
     h = start
-    y = u.new_empty(K, nc * b, d, 1)
-    for k in range(K):  # 3. the states again, from the true starts
+    y = u.new_empty(c, nc * b, d, 1)
+    for k in range(c):  # 3. the states again, from the true starts
         torch.mul(dT[:, k], A2, out=a).exp2_()
         h.mul_(a).addcmul_(duT[:, k], BT[:, k])
         H, C_k = h.view(nc * b, d, n), CT[:, k].reshape(nc * b, n, 1)
         torch.bmm(H, C_k, out=y[k])
-    y = y.view(K, nc, b, d).transpose(0, 1).reshape(nc * K, b, d)[:L]
+    y = y.view(c, nc, b, d).transpose(0, 1).reshape(nc * c, b, d)[:L]
     y = y.permute(1, 2, 0).contiguous()  # (b, d, L)
     return y, h[-1].clone()  # the padding after L leaves h_{L-1} as is
 
@@ -251,7 +251,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         BT, CT = B.permute(2, 0, 1), C.permute(2, 0, 1)  # (L, b, n)
         dT, uT = delta.permute(2, 0, 1), u.permute(2, 0, 1)  # (L, b, d)
         du = dT * uT  # (L, b, d)
-        h, K = chunked_states(delta, u, A, B)  # recomputed, (L', b, d, n)
+        h, c = chunked_states(delta, u, A, B)  # recomputed, (L', b, d, n)
         # g_t, from y_t = C_t . h_t and from the last state, into s
         s = torch.empty_like(h)
         s[L:] = 0
@@ -268,7 +268,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         P = torch.empty_like(h)
         torch.mul(dT[1:, :, :, None], A * LOG2_E, out=P[: L - 1]).exp2_()
         P[L - 1 :] = 0  # nothing comes after the last position
-        _scan_in_chunks_(P, s, K, reverse=True)
+        _scan_in_chunks_(P, s, c, reverse=True)
         sL = s[:L]  # dloss/dx_t, x_t = delta_t B_t u_t
         g_du = _sum_n(sL, BT)  # (L, b, d)
         g_B = _sum_d(sL, du).permute(1, 2, 0)  # (b, n, L)
@@ -300,8 +300,8 @@ def selective_scan_parallel(
     return_last_state=False,
 ):
     """The selective scan by a chunked parallel scan: same arguments and
-    results as :func:`rnnbook.selective.selective_scan`, in about 2K + L/K
-    vectorised steps (chunks of K = sqrt(L / 4) positions) instead of L.
+    results as :func:`rnnbook.selective.selective_scan`, in about 2c + L/c
+    vectorised steps (chunks of c = sqrt(L / 4) positions) instead of L.
 
     The recurrence h_t = a_t * h_{t-1} + x_t (a_t = exp(delta_t A), x_t =
     delta_t B_t u_t) is computed with the associative operator

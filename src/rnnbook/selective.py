@@ -206,9 +206,9 @@ def selective_scan(
     reference uses (the two agree to first order in delta A).
 
     The arguments and their layout mirror the authors' ``selective_scan_ref``
-    on purpose (module docstring): channel-first ``(b, d, L)``, not the
-    book's batch-first ``(B, T, D)``. L sequential steps of small tensor
-    operations: slow, obviously correct, and differentiable by autograd.
+    on purpose: channel-first ``(b, d, L)``, not the book's batch-first
+    ``(B, T, D)``. L sequential steps of small tensor operations: slow,
+    obviously correct, and differentiable by autograd.
 
     Args:
         u: (b, d, L) input.

@@ -217,3 +217,23 @@ def test_chunked_outputs_are_the_loops_outputs(L):
     assert y.shape == (2, 3, L) and h_last.shape == (2, 3, 4)
     torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(h_last, h_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("function", [chunked_states, chunked_outputs])
+def test_chunked_passes_refuse_bad_input_with_a_clear_error(function):
+    inputs = make_inputs(2, 3, 4, 9, seed=40, options=(False,) * 4)
+    names = ("delta", "u", "A", "B", "C")[
+        : 4 if function is chunked_states else 5
+    ]
+
+    def call(**change):
+        return function(*({**inputs, **change}[k] for k in names))
+
+    with pytest.raises(ValueError, match="B"):
+        call(B=inputs["B"][:, :, :5])  # L differs from u's
+    with pytest.raises(ValueError, match="A"):
+        call(A=-inputs["A"])  # a growing state
+    with pytest.raises(ValueError, match="delta"):
+        call(delta=-inputs["delta"])  # a negative step
+    with pytest.raises(ValueError, match="u"):
+        call(u=inputs["u"][0])  # not (b, d, L)

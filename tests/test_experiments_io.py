@@ -114,3 +114,20 @@ def test_map_runs_pool_returns_every_result():
 def test_map_runs_rejects_bad_workers_at_the_call(workers, error):
     with pytest.raises(error, match="workers"):
         _io.map_runs(math.factorial, [1], workers)
+
+
+def test_run_all_returns_every_result_and_labels_the_bar(capsys):
+    labels = []
+
+    def label(result):
+        labels.append(result)
+        return f"last {result}"
+
+    got = _io.run_all(math.factorial, (n for n in [3, 0, 5]), desc="t")
+    assert got == [6, 1, 120]  # one worker: in order; a generator is fine
+    got = _io.run_all(math.factorial, [4, 2], workers=2, desc="t", label=label)
+    assert sorted(got) == [2, 24] and sorted(labels) == [2, 24]
+    assert "last" in capsys.readouterr().err  # tqdm writes to stderr
+    assert _io.run_all(math.factorial, [], desc="t", progress=False) == []
+    with pytest.raises(ValueError, match="workers"):
+        _io.run_all(math.factorial, [1], 0, desc="t")

@@ -77,6 +77,8 @@ def test_seed_streams_are_independent_and_reproducible():
     assert set(exp.run_seeds(0, "pilot")) == {"init", "data", "validation"}
     with pytest.raises(ValueError, match="part"):
         exp.run_seeds(0, "test")
+    with pytest.raises(ValueError, match="model"):
+        exp.default_rate(exp.Config(), "LSTM")
     cells = {}
     for _, model, seed, lr, _ in exp.jobs(exp.Config()):
         cells.setdefault(seed, set()).add(model)

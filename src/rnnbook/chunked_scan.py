@@ -122,9 +122,9 @@ def chunked_states(delta, u, A, B):
         t < L.
 
     Shapes: b batch size, d channels, n state size, L sequence length.
-    The inputs are not checked: :func:`selective_scan_parallel` checks
-    them once, before it calls this.
+    Bad input raises as in :func:`rnnbook.selective.selective_scan`.
     """
+    _check_scan(u, delta, A, B, B, None, None, None, False, False)
     b, d, L = u.shape
     c = chunk_size(L)
     padded = (-(-L // c) * c, b, d, A.shape[1])
@@ -164,8 +164,7 @@ def chunked_outputs(delta, u, A, B, C):
     with C at once: fusion, as in Mamba's kernel (Gu and Dao, 2023,
     section 3.3.2). The padding (delta = 0 after L) is the identity: a = 1,
     b = 0. The forward pass of :func:`selective_scan_parallel` before its
-    skip D u_t and gate z_t; that function checks the inputs once, then
-    calls this.
+    skip D u_t and gate z_t.
 
     Args:
         delta: (b, d, L) the step sizes, after any bias and softplus.
@@ -177,7 +176,9 @@ def chunked_outputs(delta, u, A, B, C):
         ``(y, h_last)``: y (b, d, L) and h_{L-1} (b, d, n).
 
     Shapes: b batch size, d channels, n state size, L sequence length.
+    Bad input raises as in :func:`rnnbook.selective.selective_scan`.
     """
+    _check_scan(u, delta, A, B, C, None, None, None, False, False)
     b, d, L = u.shape
     n, c = A.shape[1], chunk_size(L)
     if L == 0:  # no step: no output, and the state is still h_{-1} = 0

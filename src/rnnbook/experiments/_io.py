@@ -112,6 +112,29 @@ def map_runs(run_one, jobs, workers=1):
     return _map_runs(run_one, jobs, workers)
 
 
+def run_all(run_one, jobs, workers=1, *, desc, progress=True, label=None):
+    """Every ``run_one(job)``, by :func:`map_runs`, under a progress bar;
+    returns the results as a list, in the order they finished.
+
+    ``desc`` names the bar; ``label(result)``, if given, is shown beside it
+    as each result arrives (the last run's model, seed and score, say).
+    """
+    from tqdm.auto import tqdm  # here: the file helpers above need none
+
+    jobs = list(jobs)
+    results = []
+    bar = tqdm(total=len(jobs), disable=not progress, desc=desc)
+    try:
+        for result in map_runs(run_one, jobs, workers):
+            results.append(result)
+            if label is not None:
+                bar.set_postfix_str(label(result))
+            bar.update()
+    finally:
+        bar.close()
+    return results
+
+
 def _map_runs(run_one, jobs, workers):
     if workers == 1:
         import torch

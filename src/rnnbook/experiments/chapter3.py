@@ -42,12 +42,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from rnnbook.experiments._io import (
     experiment_parser,
-    map_runs,
     parse_experiment_args,
+    run_all,
     write_json_atomic,
 )
 from rnnbook.probes import (
@@ -296,12 +295,7 @@ def run_one(job):
 def run(config, workers=1):
     """Every run of ``config``, sorted; a list of dicts."""
     todo = [(spec, config) for spec in jobs(config)]
-    bar = tqdm(total=len(todo), desc="chapter 3 runs")
-    runs = []
-    for result in map_runs(run_one, todo, workers):
-        runs.append(result)
-        bar.update()
-    bar.close()
+    runs = run_all(run_one, todo, workers, desc="chapter 3 runs")
     key = ("arm", "kind", "forget_bias", "lr", "update_bias", "seed")
     return sorted(
         runs, key=lambda r: tuple(str(r[k]) for k in key)

@@ -43,12 +43,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from rnnbook.experiments._io import (
     experiment_parser,
-    map_runs,
     parse_experiment_args,
+    run_all,
     write_json_atomic,
 )
 from rnnbook.gated import LSTM
@@ -333,22 +332,17 @@ def jobs(config, device="cpu"):
 
 def run(config, workers=1, device="cpu", progress=True):
     """Every run of ``config``; returns the list of run dicts."""
-    todo = jobs(config, str(device))
-    bar = tqdm(total=len(todo), disable=not progress, desc="s4d_vs_lstm")
-    results = []
-
-    def done(result):
-        results.append(result)
-        bar.set_postfix_str(
-            f"{result['task']} {result['model']} lr={result['lr']:g} "
-            f"T={result['T']} "
-            f"seed {result['seed']}: test MSE {result['test_mse']}"
-        )
-        bar.update()
-
-    for result in map_runs(run_one, todo, workers):
-        done(result)
-    bar.close()
+    results = run_all(
+        run_one,
+        jobs(config, str(device)),
+        workers,
+        desc="s4d_vs_lstm",
+        progress=progress,
+        label=lambda r: (
+            f"{r['task']} {r['model']} lr={r['lr']:g} T={r['T']} "
+            f"seed {r['seed']}: test MSE {r['test_mse']}"
+        ),
+    )
     return sorted(
         results,
         key=lambda r: (r["task"], r["T"], r["model"], r["lr"], r["seed"]),

@@ -56,12 +56,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from rnnbook.experiments._io import (
     experiment_parser,
-    map_runs,
     parse_experiment_args,
+    run_all,
     write_json_atomic,
 )
 from rnnbook.mamba import MambaModel
@@ -200,6 +199,8 @@ def run_seeds(seed, part="comparison"):
 
 def default_rate(config, model):
     """The learning rate ``model`` trains at without a pilot."""
+    if model not in MODELS:
+        raise ValueError(f"expected model one of {MODELS}, got {model!r}")
     return config.s4d_lr if model == "S4D" else config.mamba_lr
 
 
@@ -211,7 +212,7 @@ def make_model(config, model):
     shares by name and shape with the Mamba model this same stream would
     build (embedding, projections, convolutions, A, D, norms, head), and
     each layer's step-size bias, is copied from that twin
-    (:func:`share_initialization`). The two start identical but for their
+    (``_share_initialization``). The two start identical but for their
     SSM's Delta, B and C.
     """
     if model not in MODELS:
@@ -237,12 +238,12 @@ def make_model(config, model):
     stream = torch.random.get_rng_state()
     lti = mamba(False)
     torch.random.set_rng_state(stream)
-    share_initialization(lti, mamba(True))
+    _share_initialization(lti, mamba(True))
     return lti
 
 
 @torch.no_grad()
-def share_initialization(lti, selective):
+def _share_initialization(lti, selective):
     """Copy into the time-invariant MambaModel ``lti`` every tensor of the
     selective ``selective`` with the same name and shape, and each layer's
     step-size bias (``dt_proj.bias`` -> ``dt_bias``); returns the names
@@ -456,13 +457,13 @@ def select_learning_rates(config, workers=1, device="cpu", progress=True):
         validation token accuracy and loss, final training loss, updates
         done, why it stopped (or None) and seconds.
     """
-    todo = pilot_jobs(config, str(device))
-    bar = tqdm(total=len(todo), disable=not progress, desc="pilot")
-    runs = []
-    for result in map_runs(run_one, todo, workers):
-        runs.append(result)
-        bar.update()
-    bar.close()
+    runs = run_all(
+        run_one,
+        pilot_jobs(config, str(device)),
+        workers,
+        desc="pilot",
+        progress=progress,
+    )
     runs.sort(key=lambda r: (MODELS.index(r["model"]), r["lr"]))
     chosen = {}
     for model in (m for m in MODELS if m in config.models):
@@ -490,21 +491,16 @@ def run(config, workers=1, device="cpu", progress=True, lrs=None):
     """Every comparison run of ``config``, each model at its rate in
     ``lrs`` (default :func:`default_rate`); returns the list of run
     dicts."""
-    todo = jobs(config, str(device), lrs)
-    bar = tqdm(total=len(todo), disable=not progress, desc="selective_copying")
-    results = []
-
-    def done(result):
-        results.append(result)
-        bar.set_postfix_str(
-            f"{result['model']} seed {result['seed']}: "
-            f"accuracy {result['token_accuracy']}"
-        )
-        bar.update()
-
-    for result in map_runs(run_one, todo, workers):
-        done(result)
-    bar.close()
+    results = run_all(
+        run_one,
+        jobs(config, str(device), lrs),
+        workers,
+        desc="selective_copying",
+        progress=progress,
+        label=lambda r: (
+            f"{r['model']} seed {r['seed']}: accuracy {r['token_accuracy']}"
+        ),
+    )
     return sorted(results, key=lambda r: (MODELS.index(r["model"]), r["seed"]))
 
 

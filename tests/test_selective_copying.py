@@ -155,3 +155,13 @@ def test_mamba_lti_starts_as_mambas_twin_but_for_its_ssm():
         selective=False,
     ).state_dict()
     assert not torch.equal(unpaired["head.weight"], lti["head.weight"])
+
+
+def test_pilot_and_scores_refuse_bad_input():
+    for rates in ((), (1e-3, 0.0), (1e-3, "1e-2")):
+        bad = dataclasses.replace(exp.TINY, pilot_rates=rates)
+        with pytest.raises(ValueError, match="pilot_rates"):
+            exp.select_learning_rates(bad, progress=False)
+    model = exp.make_model(exp.TINY, "Mamba")
+    with pytest.raises(ValueError, match="n"):
+        exp.scores(model, exp.TINY, 0, 0)

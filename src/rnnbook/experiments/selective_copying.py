@@ -57,6 +57,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rnnbook._checks import check_positive_int
 from rnnbook.experiments._io import (
     experiment_parser,
     parse_experiment_args,
@@ -305,6 +306,7 @@ def scores(model, config, seed, n, device="cpu", chunk=250):
     right; loss: the mean :func:`copy_loss` per copied token. All over the
     same sequences for a given ``seed``.
     """
+    n = check_positive_int("n", n)
     gen = torch.Generator().manual_seed(seed)
     right = whole = 0
     loss = 0.0
@@ -457,6 +459,12 @@ def select_learning_rates(config, workers=1, device="cpu", progress=True):
         validation token accuracy and loss, final training loss, updates
         done, why it stopped (or None) and seconds.
     """
+    rates = config.pilot_rates
+    if not rates or any(not (isinstance(r, float) and r > 0) for r in rates):
+        raise ValueError(
+            f"expected pilot_rates a non-empty tuple of positive floats, "
+            f"got {rates!r}"
+        )
     runs = run_all(
         run_one,
         pilot_jobs(config, str(device)),
